@@ -1,0 +1,13 @@
+/* estctl encrypt: not delivered yet (issue 2). */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "commands.h"
+
+int
+cmd_encrypt(int argc, char **argv)
+{
+	fprintf(stderr, "estctl encrypt: not available in this build yet (planned in issue 2)\n");
+	return 70;
+}

@@ -1,0 +1,13 @@
+/* estctl keygen: not delivered yet (issue 2). */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "commands.h"
+
+int
+cmd_keygen(int argc, char **argv)
+{
+	fprintf(stderr, "estctl keygen: not available in this build yet (planned in issue 2)\n");
+	return 70;
+}

@@ -1,0 +1,13 @@
+/* estctl rotate: not delivered yet (issue 4). */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "commands.h"
+
+int
+cmd_rotate(int argc, char **argv)
+{
+	fprintf(stderr, "estctl rotate: not available in this build yet (planned in issue 4)\n");
+	return 70;
+}

@@ -1,0 +1,69 @@
+/* The device profile of DESIGN.md 4.2: a ThingName and the IoT permissions it
+ * asks for, carried in the CSR and copied into the certificate. */
+#ifndef EST_PROFILE_H
+#define EST_PROFILE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stddef.h>
+
+#include <gnutls/gnutls.h>
+#include <jansson.h>
+
+#include "err.h"
+
+#define EST_PROFILE_OID "2.25.335185497663826327032788806889900675368"
+#define EST_LEGACY_PROFILE_OID "0.5.100.101.105.116.115"
+#define EST_THING_NAME_MAX 128
+
+enum est_action { EST_ACT_CONNECT, EST_ACT_PUBLISH, EST_ACT_RECEIVE, EST_ACT_SUBSCRIBE,
+		  EST_ACT__MAX };
+enum est_effect { EST_EFFECT_ALLOW, EST_EFFECT_DENY, EST_EFFECT__MAX };
+
+/* "connect", "publish", ...; "Connect", "Publish", ... as the seed config spells them. */
+extern const char *const est_action_names[EST_ACT__MAX];
+extern const char *const est_action_config_names[EST_ACT__MAX];
+extern const char *const est_effect_names[EST_EFFECT__MAX];
+
+struct est_permission {
+	enum est_action action;
+	enum est_effect effect;
+	size_t nresources;
+	char **resources;
+};
+
+struct est_profile {
+	long version;                   /* 1 */
+	char *thing_name;
+	size_t npermissions;
+	struct est_permission *permissions;
+};
+
+/* True when NAME is 1-128 characters of [A-Za-z0-9:_-] (safe as a path). */
+bool est_thing_name_valid(const char *name);
+
+/* DER of the DeviceProfile (libtasn1, lib/profile.asn) into OUT (gnutls_malloc'd). */
+int est_profile_encode(const struct est_profile *p, gnutls_datum_t *out, struct est_error *e);
+
+/* Decode DER into P; malformed or oversized input fails with EST_EDATA. */
+int est_profile_decode(const unsigned char *der, size_t len, struct est_profile *p,
+		       struct est_error *e);
+
+/* Build P from a seed config's IoTDetails object; errors name the field
+ * relative to WHERE (e.g. "Devices[1].IoTDetails"). */
+int est_profile_from_iotdetails(const json_t *iot, const char *where, struct est_profile *p,
+				struct est_error *e);
+
+/* Read the seed's legacy extension (raw UTF-8 JSON of IoTDetails). */
+int est_profile_from_legacy(const unsigned char *json, size_t len, struct est_profile *p,
+			    struct est_error *e);
+
+/* {"version":1,"thing_name":..,"permissions":[{"action","effect","resources"}]} */
+json_t *est_profile_to_json(const struct est_profile *p);
+
+/* Human-readable lines for verify's text output. */
+int est_profile_print(const struct est_profile *p, FILE *f);
+
+void est_profile_free(struct est_profile *p);
+
+#endif

@@ -1,0 +1,174 @@
+/* Unit tests of the shared primitives: base64, enrollment keys, paths, files, errors. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "b64.h"
+#include "file.h"
+#include "key.h"
+#include "tap.h"
+
+static void
+test_b64(void)
+{
+	static const struct {
+		const char *in;
+		const char *out;     /* NULL: must be refused */
+	} cases[] = {
+		{ "aGVsbG8=", "hello" },
+		{ "aGVs\nbG8=\n", "hello" },
+		{ " a G V s b G 8 = ", "hello" },
+		{ "aGVsbG8", NULL },          /* missing padding */
+		{ "aGV*bG8=", NULL },         /* not in the alphabet */
+		{ "", NULL },
+		{ "====", NULL },
+	};
+	struct est_error e;
+	gnutls_datum_t d;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rc = est_b64_decode(cases[i].in, strlen(cases[i].in), &d, &e);
+		if (cases[i].out == NULL)
+			tap_ok(rc == -EST_EDATA, "base64 refuses %s", cases[i].in);
+		else
+			tap_ok(rc == 0 && d.size == strlen(cases[i].out) &&
+			       memcmp(d.data, cases[i].out, d.size) == 0, "base64 decodes %s", cases[i].in);
+		gnutls_free(d.data);
+	}
+}
+
+static void
+test_b64_wrap(void)
+{
+	unsigned char raw[100];
+	gnutls_datum_t enc, dec;
+	struct est_error e;
+	int ok;
+
+	memset(raw, 0xab, sizeof(raw));
+	ok = est_b64_encode(raw, sizeof(raw), 1, &enc, &e) == 0;
+	tap_ok(ok && enc.size == 136 + 3 && enc.data[64] == '\n' && enc.data[enc.size - 1] == '\n',
+	       "base64 output has 64-character lines ending in a newline");
+	ok = ok && est_b64_decode(enc.data, enc.size, &dec, &e) == 0;
+	tap_ok(ok && dec.size == sizeof(raw) && memcmp(dec.data, raw, sizeof(raw)) == 0,
+	       "base64 round-trips through line breaks");
+	gnutls_free(enc.data);
+	if (ok)
+		gnutls_free(dec.data);
+}
+
+static void
+test_enrkey(void)
+{
+	static const struct {
+		const char *text;
+		int ok;
+	} cases[] = {
+		{ "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", 1 },
+		{ "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F", 1 },
+		{ "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1", 0 },
+		{ "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1fff", 0 },
+		{ "zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 0 },
+		{ "", 0 },
+	};
+	struct est_secret k, hex;
+	struct est_error e;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rc = est_enrkey_parse((const unsigned char *)cases[i].text, strlen(cases[i].text),
+				      "k", &k, &e);
+		tap_ok(cases[i].ok ? rc == 0 && k.len == 32 && k.data[31] == 0x1f : rc == -EST_EDATA,
+		       "enrollment key text %zu is %s", i, cases[i].ok ? "read" : "refused");
+		est_secret_free(&k);
+	}
+	rc = est_enrkey_generate(&hex, &e);
+	tap_ok(rc == 0 && hex.len == 65 && hex.data[64] == '\n' &&
+	       strspn((char *)hex.data, "0123456789abcdef") == 64,
+	       "a new enrollment key is 64 lowercase hex characters and a newline");
+	est_secret_free(&hex);
+}
+
+static void
+test_stem(void)
+{
+	static const char *const cases[][2] = {
+		{ "fleet-key-1.key", "fleet-key-1" },
+		{ "/etc/est/fleet-key-1.key", "fleet-key-1" },
+		{ "dir.d/plain", "plain" },
+		{ ".hidden", ".hidden" },
+		{ "a.b.c", "a.b" },
+	};
+	size_t i;
+	char *s;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = est_path_stem(cases[i][0]);
+		tap_ok(s != NULL && strcmp(s, cases[i][1]) == 0, "stem of %s is %s", cases[i][0],
+		       cases[i][1]);
+		free(s);
+	}
+}
+
+static void
+test_write(void)
+{
+	char dir[] = "/tmp/estctl-test-XXXXXX", path[64];
+	struct est_error e;
+	gnutls_datum_t d;
+	struct stat st;
+	int rc;
+
+	if (mkdtemp(dir) == NULL) {
+		tap_ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/k.pem", dir);
+	rc = est_file_write(path, "one", 3, EST_WRITE_EXCL | EST_WRITE_PRIVATE, &e);
+	tap_ok(rc == 0 && stat(path, &st) == 0 && (st.st_mode & 0777) == 0600,
+	       "a private file is created with mode 0600");
+	rc = est_file_write(path, "two", 3, EST_WRITE_EXCL | EST_WRITE_PRIVATE, &e);
+	tap_ok(rc == -EST_EEXIST && est_file_read(path, 100, &d, &e) == 0 && d.size == 3 &&
+	       memcmp(d.data, "one", 3) == 0, "an exclusive write leaves an existing file alone");
+	gnutls_free(d.data);
+	rc = est_file_write(path, "three", 5, EST_WRITE_PRIVATE, &e);
+	tap_ok(rc == 0 && est_file_read(path, 100, &d, &e) == 0 && d.size == 5,
+	       "a forced write replaces the file");
+	gnutls_free(d.data);
+	rc = est_file_read(path, 2, &d, &e);
+	tap_ok(rc == -EST_EDATA, "a file over the size limit is refused");
+	unlink(path);
+	rc = est_file_read(path, 100, &d, &e);
+	tap_ok(rc == -EST_ENOINPUT && strstr(e.msg, "k.pem") != NULL,
+	       "a missing file is 'no input' and named");
+	rmdir(dir);
+}
+
+static void
+test_exit_codes(void)
+{
+	static const int want[EST_ERR__MAX] = { 0, 1, 64, 65, 66, 69, 70, 73, 74, 75, 76, 77, 78 };
+	int i, ok = 1;
+
+	for (i = 0; i < EST_ERR__MAX; i++)
+		ok &= est_exit_code((enum est_err)i) == want[i];
+	tap_ok(ok, "every error maps to its documented exit status");
+}
+
+int
+main(void)
+{
+	test_b64();
+	test_b64_wrap();
+	test_enrkey();
+	test_stem();
+	test_write();
+	test_exit_codes();
+	return tap_done();
+}
