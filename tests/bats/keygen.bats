@@ -265,3 +265,13 @@ ASYM_TYPES="ec-p256 ec-p384 ed25519 rsa2048 rsa3072 rsa4096"
 	run -66 --separate-stderr keyload nope.pem
 	[[ "$stderr" == "keyload: nope.pem: "* ]] || fail "$stderr"
 }
+
+@test "the man page documents every option keygen --help lists" {
+	local man="$SRCDIR/man/estctl-keygen.1" o
+	for o in $(estctl keygen --list-options | sed -n 's/^--\([a-z-]*\)=\{0,1\}$/\1/p'); do
+		grep -q -- "\\\\-\\\\-$o" "$man" || fail "--$o is not in estctl-keygen.1"
+	done
+	for t in ec-p256 ec-p384 ed25519 rsa2048 rsa3072 rsa4096 aes256; do
+		grep -q -- "${t//-/\\\\-}" "$man" || fail "type $t is not in estctl-keygen.1"
+	done
+}
