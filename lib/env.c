@@ -86,21 +86,31 @@ encode(asn1_node n, gnutls_datum_t *out, struct est_error *e)
 	return 0;
 }
 
-/* Strict DER of TYPE filling all LEN bytes: no BER, no trailing data. */
+/* Strict DER of TYPE filling all LEN bytes. libtasn1 overlooks some
+ * non-DER forms (the length of an EXPLICIT tag around an ANY), so the
+ * decoded value must also encode back to exactly the same bytes. */
 static int
 decode(const char *type, const unsigned char *der, size_t len, const char *what, asn1_node *n,
        struct est_error *e)
 {
+	gnutls_datum_t again = { NULL, 0 };
 	int used = (int)len, rc;
 
 	if ((rc = new_node(type, n, e)) < 0)
 		return rc;
 	rc = asn1_der_decoding2(n, der, &used, ASN1_DECODE_FLAG_STRICT_DER, NULL);
-	if (rc != ASN1_SUCCESS || used < 0 || (size_t)used != len) {
-		asn1_delete_structure(n);
-		return est_fail(e, EST_EDATA, "malformed envelope: bad %s", what);
+	if (rc == ASN1_SUCCESS && used >= 0 && (size_t)used == len) {
+		if ((rc = encode(*n, &again, e)) < 0)
+			goto out;
+		if (again.size == len && memcmp(again.data, der, len) == 0)
+			goto out;
 	}
-	return 0;
+	rc = est_fail(e, EST_EDATA, "malformed envelope: bad %s", what);
+out:
+	if (rc < 0)
+		asn1_delete_structure(n);
+	gnutls_free(again.data);
+	return rc;
 }
 
 /* The value of NAME in OUT (gnutls_malloc'd, NUL-terminated); EST_EDATA when absent. */
