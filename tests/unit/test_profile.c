@@ -16,6 +16,8 @@
 #include "profile.h"
 #include "tap.h"
 
+#include <gnutls/x509-ext.h>
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *srcdir;
@@ -118,9 +120,18 @@ test_thing_names(void)
 	char long_name[EST_THING_NAME_MAX + 2];
 	size_t i;
 
-	for (i = 0; i < N(cases); i++)
+	for (i = 0; i < N(cases); i++) {
+		char shown[32];
+		size_t k;
+
+		/* Keep TAP on one line: show control characters as '?'. */
+		snprintf(shown, sizeof(shown), "%s", cases[i].name);
+		for (k = 0; shown[k] != '\0'; k++)
+			if ((unsigned char)shown[k] < 0x20)
+				shown[k] = '?';
 		tap_ok(est_thing_name_valid(cases[i].name) == cases[i].ok,
-		       "thing name '%s' is %s", cases[i].name, cases[i].ok ? "valid" : "refused");
+		       "thing name '%s' is %s", shown, cases[i].ok ? "valid" : "refused");
+	}
 	memset(long_name, 'a', sizeof(long_name));
 	long_name[EST_THING_NAME_MAX] = '\0';
 	tap_ok(est_thing_name_valid(long_name), "a thing name of 128 characters is valid");
@@ -897,6 +908,40 @@ out:
 	gnutls_privkey_deinit(key);
 }
 
+/* Other parts (the CA) read SANs through est_csr_extension, because GnuTLS
+ * cannot list the extensions of a request holding the profile OID. */
+static void
+test_csr_extension(void)
+{
+	static const char *const sans[] = { "dns:a.example", "ip:10.0.0.1" };
+	struct est_profile p = { 1, "T", 0, NULL };
+	gnutls_subject_alt_names_t names = NULL;
+	gnutls_datum_t v = { NULL, 0 }, name;
+	gnutls_x509_crq_t crq = NULL;
+	gnutls_privkey_t key = NULL;
+	unsigned type;
+	struct est_error e;
+	int crit = 1, ok;
+
+	ok = make_key(&key) && est_csr_build(key, &p, sans, 2, NULL, &crq, &e) == 0;
+	tap_ok(ok && est_csr_extension(crq, "2.5.29.17", &v, &crit, &e) == 1 && crit == 0 &&
+	       gnutls_subject_alt_names_init(&names) == 0 &&
+	       gnutls_x509_ext_import_subject_alt_names(&v, names, 0) == 0 &&
+	       gnutls_subject_alt_names_get(names, 0, &type, &name, NULL) == 0 &&
+	       type == GNUTLS_SAN_DNSNAME && name.size == 9 && memcmp(name.data, "a.example", 9) == 0,
+	       "est_csr_extension gives the SAN extension of a CSR holding the profile");
+	gnutls_free(v.data);
+	v.data = NULL;
+	tap_ok(ok && est_csr_extension(crq, "2.5.29.19", &v, NULL, &e) == 0 && v.data == NULL,
+	       "est_csr_extension reports an absent extension as 0");
+	if (ok && gnutls_x509_crq_get_extension_info(crq, 0, NULL, &(size_t){ 0 }, NULL) >= 0)
+		tap_diag("GnuTLS now lists these extensions itself");
+	if (names != NULL)
+		gnutls_subject_alt_names_deinit(names);
+	gnutls_x509_crq_deinit(crq);
+	gnutls_privkey_deinit(key);
+}
+
 /* tests/data/legacy.csr was made by OpenSSL with the seed's raw-JSON extension:
  * openssl req -new -key K -subj /CN=LegacyThing
  *   -addext "0.5.100.101.105.116.115=DER:<hex of the JSON>" */
@@ -958,6 +1003,7 @@ main(void)
 	test_csr_key_types();
 	test_csr_sans();
 	test_csr_parse_refuses();
+	test_csr_extension();
 	test_csr_legacy();
 	if (chdir("/") == 0)
 		rmdir(dir);
