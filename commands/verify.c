@@ -83,39 +83,56 @@ check_combination(const struct args *a)
 	return -1;
 }
 
-/* The exit status when the command is over (help, usage error), else -1. */
+/* One option into A: 0, or the exit status of a usage error. */
+static int
+apply(struct args *a, int o, const char *arg)
+{
+	switch (o) {
+	case OPT_CACERT: a->cacert = arg; break;
+	case OPT_KEY: a->key = arg; break;
+	case OPT_CSR: a->csr = arg; break;
+	case OPT_JSON: a->json = true; break;
+	case OPT_AT:
+		if (est_cert_time_parse(arg, &a->at) < 0)
+			return cli_usage_error(&verb, "--at: '%s' is not an RFC 3339 time "
+					       "(2026-01-02T03:04:05Z)", arg);
+		a->at_set = true;
+		break;
+	case OPT_EXPIRES:
+		if (cli_parse_duration(arg, &a->within) < 0)
+			return cli_usage_error(&verb, "--expires-within: '%s' is not a duration "
+					       "(30d, 12h, 90m)", arg);
+		a->within_arg = arg;
+		break;
+	}
+	return 0;
+}
+
+/* The exit status when the command is over (help, usage error), else -1.
+ * Options may follow CERT (as in the synopsis): on reaching an operand the
+ * parser restarts on the rest of the vector, the operand in argv[0]'s place. */
 static int
 parse_args(int argc, char **argv, struct args *a)
 {
 	struct cli c;
-	int o;
+	int o, rc;
 
 	memset(a, 0, sizeof(*a));
 	cli_init(&c, &verb, argc, argv);
-	while ((o = cli_next(&c)) != CLI_END) {
-		switch (o) {
-		case CLI_EXIT: return c.status;
-		case OPT_CACERT: a->cacert = c.arg; break;
-		case OPT_KEY: a->key = c.arg; break;
-		case OPT_CSR: a->csr = c.arg; break;
-		case OPT_JSON: a->json = true; break;
-		case OPT_AT:
-			if (est_cert_time_parse(c.arg, &a->at) < 0)
-				return cli_usage_error(&verb, "--at: '%s' is not an RFC 3339 time "
-						       "(2026-01-02T03:04:05Z)", c.arg);
-			a->at_set = true;
+	for (;;) {
+		if ((o = cli_next(&c)) == CLI_EXIT)
+			return c.status;
+		if (o != CLI_END && (rc = apply(a, o, c.arg)) != 0)
+			return rc;
+		if (o != CLI_END)
+			continue;
+		if (c.optind >= c.argc)
 			break;
-		case OPT_EXPIRES:
-			if (cli_parse_duration(c.arg, &a->within) < 0)
-				return cli_usage_error(&verb, "--expires-within: '%s' is not a "
-						       "duration (30d, 12h, 90m)", c.arg);
-			a->within_arg = c.arg;
-			break;
-		}
+		if (a->cert != NULL)
+			return cli_usage_error(&verb, "one certificate at a time");
+		a->cert = c.argv[c.optind];
+		cli_init(&c, &verb, c.argc - c.optind, c.argv + c.optind);
 	}
-	if (argc - c.optind > 1)
-		return cli_usage_error(&verb, "one certificate at a time");
-	a->cert = argc > c.optind ? argv[c.optind] : NULL;
 	if (!a->at_set)
 		a->at = time(NULL);
 	return check_combination(a);
@@ -170,7 +187,7 @@ cert_json(const struct result *r)
 	json_object_set_new(o, "not_after", json_time(r->info.not_after));
 	json_object_set_new(o, "key_type", json_string(r->info.key_type));
 	json_object_set_new(o, "sha256", json_string(r->info.sha256));
-	json_object_set_new(o, "chain", json_reason(r->chain));
+	json_object_set_new(o, "chain_error", json_reason(r->chain));
 	json_object_set_new(o, "key_match", json_tristate(r->key_match));
 	json_object_set_new(o, "profile", json_profile(r));
 	json_object_set_new(o, "expires_within", json_tristate(r->due));

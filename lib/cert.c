@@ -9,6 +9,18 @@
 #include "file.h"
 #include "key.h"
 
+static bool
+looks_pem(const gnutls_datum_t *d)
+{
+	static const char tag[] = "-----BEGIN ";
+	unsigned i;
+
+	for (i = 0; d->size >= sizeof(tag) - 1 && i <= d->size - (sizeof(tag) - 1); i++)
+		if (memcmp(d->data + i, tag, sizeof(tag) - 1) == 0)
+			return true;
+	return false;
+}
+
 int
 est_cert_parse_bundle(const gnutls_datum_t *data, const char *name, struct est_cert_list *l,
 		      struct est_error *e)
@@ -19,15 +31,14 @@ est_cert_parse_bundle(const gnutls_datum_t *data, const char *name, struct est_c
 
 	l->crts = NULL;
 	l->n = 0;
-	rc = gnutls_x509_crt_list_import2(&crts, &n, data, GNUTLS_X509_FMT_PEM, 0);
-	if (rc < 0 && rc != GNUTLS_E_MEMORY_ERROR)
-		rc = gnutls_x509_crt_list_import2(&crts, &n, data, GNUTLS_X509_FMT_DER, 0);
+	rc = gnutls_x509_crt_list_import2(&crts, &n, data, looks_pem(data) ? GNUTLS_X509_FMT_PEM
+					  : GNUTLS_X509_FMT_DER, 0);
 	if (rc == GNUTLS_E_MEMORY_ERROR)
 		return est_fail(e, EST_EINTERNAL, "%s: out of memory", name);
 	if (rc < 0 || n == 0) {
 		gnutls_free(crts);
-		return est_fail(e, EST_EDATA, "%s: no certificate (PEM or DER): %s", name,
-				rc < 0 ? gnutls_strerror(rc) : "empty");
+		return est_fail(e, EST_EDATA, "%s: not a certificate (PEM or DER): %s", name,
+				rc < 0 ? gnutls_strerror(rc) : "none found");
 	}
 	l->crts = crts;
 	l->n = n;
@@ -130,7 +141,7 @@ int
 est_cert_info(gnutls_x509_crt_t crt, struct est_cert_info *info, struct est_error *e)
 {
 	unsigned char buf[64];
-	size_t len = sizeof(buf);
+	size_t len = sizeof(buf), lead;
 	int rc;
 
 	memset(info, 0, sizeof(*info));
@@ -138,7 +149,10 @@ est_cert_info(gnutls_x509_crt_t crt, struct est_cert_info *info, struct est_erro
 		goto fail;
 	if ((rc = gnutls_x509_crt_get_serial(crt, buf, &len)) < 0 || len > 32)
 		goto fail;
-	hex(buf, len, info->serial);
+	/* The number, as openssl prints it: no 00 byte that keeps DER positive. */
+	for (lead = 0; lead + 1 < len && buf[lead] == 0; lead++)
+		;
+	hex(buf + lead, len - lead, info->serial);
 	len = sizeof(buf);
 	if ((rc = gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, buf, &len)) < 0)
 		goto fail;
