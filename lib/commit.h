@@ -3,8 +3,8 @@
  * commits of concurrent requests so that N requests cost one registry commit
  * and one audit fsync instead of N of each.
  *
- * One committer thread takes everything queued (up to EST_COMMIT_BATCH_MAX
- * records), then:
+ * The registry thread takes everything queued (up to EST_COMMIT_BATCH_MAX
+ * records) as one batch, then:
  *   1. applies them to the registry in ONE transaction (est_registry_ops.
  *      commit_batch: one savepoint per record, so a takeover refused at commit
  *      time fails only its own record), durable at COMMIT (SQLite WAL with
@@ -13,6 +13,14 @@
  *      request_refused for records refused at commit time, and queued
  *      audit-only events) with one write(2) and one fsync(2);
  *   3. wakes the waiters.
+ * Step 2 runs on a second (audit) thread, pipelined: while it writes and
+ * fsyncs batch k (merging every batch ready, up to 8 x EST_COMMIT_BATCH_MAX
+ * lines, into that one write), the registry thread commits batch k+1. So a
+ * batch costs the longer of the two fsyncs, not their sum. Waiters are only
+ * woken after step 2 of their batch. (If batch k's audit write fails after
+ * batch k+1 was checked against k's registrations, a record of k+1 may have
+ * been refused because of a certificate that is then unreturned: a spurious
+ * refusal while the disk is failing, never a spurious issuance.)
  * The order keeps "no certificate the registry does not know": the registry
  * is durable first. If step 2 fails, every issuance of the batch fails (the
  * server answers 500 and returns no certificate) and the committer marks
@@ -34,9 +42,9 @@
 
 struct est_committer;
 
-/* Start the committer thread on REG and AUDIT. From now on the committer
- * thread owns REG (its write connection: use another est_registry for reads)
- * until est_commit_stop(); AUDIT is shared (its appends are thread-safe).
+/* Start the committer's two threads on REG and AUDIT. From now on the
+ * committer owns REG (its write connection: use another est_registry for
+ * reads) until est_commit_stop(); AUDIT is shared (appends are thread-safe).
  * Runs the crash recovery described above first. */
 int est_commit_start(struct est_registry *reg, struct est_audit *audit,
 		     struct est_committer **out, struct est_error *e);
@@ -45,8 +53,11 @@ int est_commit_start(struct est_registry *reg, struct est_audit *audit,
  * audit log. 0: issued, the certificate may be returned. EST_EREFUSED: the
  * registry refused it (takeover, revoked, not current, not approved; E holds
  * the client-safe reason, already audited as request_refused). EST_EIO or
- * EST_EINTERNAL: storage failed, nothing may be returned. EST_EUNAVAIL after
- * est_commit_stop() began. Thread-safe. REC need only live until return. */
+ * EST_EINTERNAL: storage failed, nothing may be returned (500; E's message
+ * names files, so it is for the log, not the client). EST_ETEMPFAIL: the
+ * database stayed locked by another process past its busy timeout (503).
+ * EST_EUNAVAIL after est_commit_stop() began. Thread-safe; REC need only
+ * live until return. */
 int est_commit_issue(struct est_committer *c, const struct est_commit_rec *rec,
 		     struct est_error *e);
 
@@ -56,7 +67,9 @@ int est_commit_event(struct est_committer *c, const struct est_audit_event *ev,
 		     struct est_error *e);
 
 /* Drain the queue (every queued record is committed and its waiter woken),
- * stop and join the thread, free C. REG and AUDIT are left open. NULL-safe. */
+ * stop and join the threads, free C. REG and AUDIT are left open. Call it
+ * only once no thread will call est_commit_issue/event again (after the
+ * server's workers have finished); NULL-safe. */
 void est_commit_stop(struct est_committer *c);
 
 /* Batches and records committed so far (for tests and the benchmark). */

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -688,8 +689,12 @@ apply_rec(struct reg *r, const struct est_commit_rec *rec, long long batch,
 		return rc;
 	if ((out->rc = check_mode(rec, &d, &out->err)) < 0)
 		return 1;
-	if (rec->consume_approval && (rc = take_approval(r, rec->thing_name, &out->err, e)) < 0)
-		return out->err.code == EST_EREFUSED ? (out->rc = rc, 1) : rc;
+	if (rec->consume_approval && (rc = take_approval(r, rec->thing_name, &out->err, e)) < 0) {
+		if (out->err.code != EST_EREFUSED)
+			return rc;
+		out->rc = rc;
+		return 1;
+	}
 	s = stmt(r, S_DEV_UPSERT);
 	bind_text(s, 1, rec->thing_name);
 	bind_text(s, 2, rec->profile_json);
