@@ -479,12 +479,8 @@ est_profile_print(const struct est_profile *p, FILE *f)
 {
 	size_t i, j;
 
-	fprintf(f, "ThingName: %s\n", p->thing_name ? p->thing_name : "");
-	fprintf(f, "profile version: %ld\n", p->version);
-	if (p->npermissions == 0)
-		fputs("permissions: none\n", f);
-	else
-		fputs("permissions:\n", f);
+	fprintf(f, "profile:    %s (version %ld)%s\n", p->thing_name ? p->thing_name : "",
+		p->version, p->npermissions == 0 ? ", no permissions" : "");
 	for (i = 0; i < p->npermissions; i++) {
 		fprintf(f, "  %-9s %-5s", est_action_names[p->permissions[i].action],
 			est_effect_names[p->permissions[i].effect]);
