@@ -23,8 +23,8 @@ EST_PREFIX = "/.well-known/est/"
 OPS = ("cacerts", "simpleenroll", "simplereenroll", "csrattrs")
 
 # The attributes csrattrs advertises: an OID (challengePassword), an OID
-# (ecdsa-with-SHA256) and an Attribute (extensionRequest asking for the
-# estctl device profile extension), as `openssl asn1parse -genconf` input.
+# (ecdsa-with-SHA256) and an Attribute (extensionRequest asking for a
+# macAddress, as in RFC 7030 A.4), as `openssl asn1parse -genconf` input.
 CSRATTRS_CONF = """asn1=SEQUENCE:attrs
 [attrs]
 cp=OID:1.2.840.113549.1.9.7
@@ -34,7 +34,7 @@ er=SEQUENCE:extreq
 type=OID:1.2.840.113549.1.9.14
 values=SET:extreqvals
 [extreqvals]
-v1=OID:2.25.335185497663826327032788806889900675368
+v1=OID:1.3.6.1.1.1.1.22
 """
 
 
