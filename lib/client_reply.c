@@ -12,6 +12,7 @@
 
 #include "b64.h"
 #include "client.h"
+#include "profile.h"
 
 extern const asn1_static_node csrattrs_asn1_tab[];
 
@@ -196,11 +197,28 @@ body_der(const unsigned char *body, size_t len, const char *name, gnutls_datum_t
 	return 0;
 }
 
+/* GnuTLS cannot decode the 128-bit arc of the profile OID (DESIGN.md 4.2):
+ * a certificate carrying it does not import, which deserves its own words. */
+static const char *
+import_hint(const gnutls_datum_t *raw)
+{
+	static const unsigned char oid[] = {
+		0x06, 0x14, 0x69, 0x83, 0xf8, 0xaa, 0xb0, 0xbc, 0xb5, 0xa2, 0xba, 0xa6,
+		0xe5, 0x86, 0xca, 0xd7, 0xc9, 0xac, 0x8e, 0xa4, 0xa2, 0x28,
+	};
+
+	if (raw->data != NULL && memmem(raw->data, raw->size, oid, sizeof(oid)) != NULL)
+		return " (it carries the device-profile extension " EST_PROFILE_OID
+		       ", whose 128-bit arc GnuTLS cannot parse)";
+	return "";
+}
+
 static int
 certs_from_pkcs7(gnutls_pkcs7_t p7, const char *name, struct est_certs *out,
 		 struct est_error *e)
 {
 	gnutls_datum_t raw = { NULL, 0 };
+	const char *hint = "";
 	int n, i, rc = 0;
 
 	n = gnutls_pkcs7_get_crt_count(p7);
@@ -214,6 +232,8 @@ certs_from_pkcs7(gnutls_pkcs7_t p7, const char *name, struct est_certs *out,
 			break;
 		out->n++;
 		rc = gnutls_x509_crt_import(out->crt[i], &raw, GNUTLS_X509_FMT_DER);
+		if (rc < 0)
+			hint = import_hint(&raw);
 		gnutls_free(raw.data);
 		raw.data = NULL;
 		if (rc < 0)
@@ -221,8 +241,8 @@ certs_from_pkcs7(gnutls_pkcs7_t p7, const char *name, struct est_certs *out,
 	}
 	if (rc < 0) {
 		est_certs_free(out);
-		return est_fail(e, EST_EPROTO, "%s: certificate %d of the reply: %s", name, i + 1,
-				gnutls_strerror(rc));
+		return est_fail(e, EST_EPROTO, "%s: certificate %d of the reply: %s%s", name, i + 1,
+				gnutls_strerror(rc), hint);
 	}
 	return 0;
 }

@@ -245,3 +245,11 @@ same_key() {
 	run -77 --separate-stderr estctl enroll --reenroll --url "$PLAIN_URL" --cacert "$CA" --csr dev19.csr
 	[[ "$stderr" == *"simplereenroll: refused by the server (403)"* ]]
 }
+
+@test "a certificate carrying the profile extension is reported as GnuTLS's parsing limit (76)" {
+	estctl keygen -o dev20.key
+	estctl mkcsr -k dev20.key -t DeviceAlpha -o dev20.csr
+	run -76 --separate-stderr estctl enroll --url "$PLAIN_URL" --cacert "$CA" --csr dev20.csr
+	assert_one_line_error
+	[[ "$stderr" == *"carries the device-profile extension 2.25."*"GnuTLS cannot parse)" ]]
+}
