@@ -17,6 +17,9 @@ setup_file() {
 	responder_start SEALED "$PKI" --enrollment-key "$BATS_FILE_TMPDIR/enrollment.key" \
 		--key-id fleet-key-1
 	responder_start BROKEN "$PKI" --fail-status 503
+	# GnuTLS cannot import certificates carrying the profile OID (see the last
+	# single-device test), so the fleet responder leaves the CSR's extensions out.
+	responder_start FLEET "$PKI" --no-copy-extensions --refuse-cn DeviceBeta
 	export CA="$PKI/ca.pem"
 	# A CA that has nothing to do with the responder.
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
@@ -26,7 +29,7 @@ setup_file() {
 }
 
 teardown_file() {
-	for r in PLAIN FLAT SLOW AUTH SEALED BROKEN; do
+	for r in PLAIN FLAT SLOW AUTH SEALED BROKEN FLEET; do
 		responder_stop "$r"
 	done
 }
@@ -252,4 +255,64 @@ same_key() {
 	run -76 --separate-stderr estctl enroll --url "$PLAIN_URL" --cacert "$CA" --csr dev20.csr
 	assert_one_line_error
 	[[ "$stderr" == *"carries the device-profile extension 2.25."*"GnuTLS cannot parse)" ]]
+}
+
+# fleet_config FILE: the example config pointed at the fleet responder, plus DeviceGamma.
+fleet_config() {
+	python3 - "$FLEET_URL" "$CA" "$SRCDIR/examples/client_config.json" "$1" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[3]))
+c["ESTDetails"]["ESTAPIURL"] = sys.argv[1]
+c["ESTDetails"]["CACert"] = sys.argv[2]
+g = json.loads(json.dumps(c["Devices"][0]))
+g["IoTDetails"]["ThingName"] = "DeviceGamma"
+c["Devices"].append(g)
+json.dump(c, open(sys.argv[4], "w"))
+PY
+}
+
+@test "enroll --config enrolls every device into its own directory, and one refusal does not stop the others" {
+	fleet_config cfg.json
+	run -77 --separate-stderr estctl enroll --config cfg.json --out out --jobs 2
+	assert_output ""
+	[[ "$stderr" == *"DeviceBeta: simpleenroll: refused by the server (403): policy: this device may not enroll here"* ]]
+	[[ "$stderr" == *"2 enrolled, 0 already enrolled, 1 failed" ]]
+	for d in DeviceAlpha DeviceGamma; do
+		assert_equal "$(file_mode out/$d/key.pem)" 600
+		run -0 openssl verify -CAfile out/$d/ca.pem out/$d/cert.pem
+		run -0 openssl x509 -in out/$d/cert.pem -noout -subject
+		assert_output "subject=CN = $d"
+		[ "$(openssl x509 -in out/$d/cert.pem -noout -pubkey)" = "$(openssl pkey -in out/$d/key.pem -pubout)" ]
+	done
+	[ ! -e out/DeviceBeta ]
+	[ -z "$(ls -A out | grep partial)" ]
+}
+
+@test "a rerun skips what is enrolled; --force enrolls a new key; --json gives one object per device" {
+	fleet_config cfg.json
+	estctl enroll --config cfg.json --out out --device DeviceAlpha 2>/dev/null
+	old=$(openssl pkey -in out/DeviceAlpha/key.pem -pubout)
+	run -0 --separate-stderr estctl enroll --config cfg.json --out out --device DeviceAlpha --json
+	assert_output '{"device":"DeviceAlpha","result":"skipped","dir":"out/DeviceAlpha"}'
+	[[ "$stderr" == *"0 enrolled, 1 already enrolled, 0 failed" ]]
+	run -0 --separate-stderr estctl enroll --config cfg.json --out out --device DeviceAlpha --force --json
+	assert_output '{"device":"DeviceAlpha","result":"enrolled","dir":"out/DeviceAlpha"}'
+	[ "$(openssl pkey -in out/DeviceAlpha/key.pem -pubout)" != "$old" ]
+	assert_equal "$(file_mode out/DeviceAlpha/key.pem)" 600
+}
+
+@test "a device directory without a valid certificate is not overwritten without --force (73)" {
+	fleet_config cfg.json
+	mkdir -p out/DeviceGamma
+	echo "not mine" >out/DeviceGamma/key.pem
+	run -73 --separate-stderr estctl enroll --config cfg.json --out out --device DeviceGamma
+	assert_equal "$(cat out/DeviceGamma/key.pem)" "not mine"
+	[[ "$stderr" == *"--force enrolls a new key over it"* ]]
+}
+
+@test "enroll --config refuses an unknown --device and --csr beside --config (64)" {
+	fleet_config cfg.json
+	run -64 --separate-stderr estctl enroll --config cfg.json --device Nobody
+	[[ "$stderr" == *"--device Nobody: no such device"* ]]
+	run -64 --separate-stderr estctl enroll --config cfg.json --csr x.csr
 }

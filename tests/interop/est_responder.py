@@ -234,11 +234,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with open(csr, "wb") as f:
                 f.write(csr_der)
             try:
-                openssl("req", "-inform", "DER", "-in", csr, "-verify", "-noout")
+                subj = openssl("req", "-inform", "DER", "-in", csr, "-verify", "-noout",
+                               "-subject", "-nameopt", "RFC2253").decode()
+                if any(subj.strip() == "subject=CN=" + cn for cn in st.opts.refuse_cn):
+                    return self.fail(403, "policy: this device may not enroll here")
                 pem = openssl("x509", "-req", "-inform", "DER", "-in", csr,
                               "-CA", st.path("ca.pem"), "-CAkey", st.path("ca.key"),
                               "-set_serial", "0x" + secrets.token_hex(16),
-                              "-days", str(st.opts.days), "-copy_extensions", "copyall",
+                              "-days", str(st.opts.days), "-copy_extensions",
+                              "none" if st.opts.no_copy_extensions else "copyall",
                               "-extfile", st.path("client.ext"))
             except RuntimeError as err:
                 return self.fail(400, "bad CSR: %s" % err)
@@ -286,6 +290,10 @@ def parse_args(argv):
     a.add_argument("--enrollment-key", help="64 hex: accept CSRs sealed under it")
     a.add_argument("--key-id", default="fleet-key-1", help="the enrollment key's id")
     a.add_argument("--fail-status", type=int, default=0, help="answer every request so")
+    a.add_argument("--no-copy-extensions", action="store_true",
+                   help="do not copy the CSR's extensions into certificates")
+    a.add_argument("--refuse-cn", action="append", default=[],
+                   help="answer 403 to CSRs for this CN (repeatable)")
     a.add_argument("--days", type=int, default=30, help="validity of issued certificates")
     a.add_argument("-v", "--verbose", action="store_true", help="log requests on stderr")
     o = a.parse_args(argv)
