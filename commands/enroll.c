@@ -23,6 +23,7 @@
 #include "commands.h"
 #include "../lib/config.h"
 #include "csr.h"
+#include "devdir.h"
 #include "env.h"
 #include "file.h"
 #include "key.h"
@@ -387,6 +388,7 @@ struct fleet {
 	struct est_secret kek;
 	enum est_key_type key_type;
 	const char *out;
+	struct est_client_opts trust;   /* label and trust as resolved, for est.json */
 	struct dev *devs;
 	size_t ndevs, done, failed;
 	int progress;
@@ -526,6 +528,33 @@ write_pems(const char *dir, const char *name, gnutls_x509_crt_t *crts, unsigned 
 	return rc;
 }
 
+/* est.json: what estctl rotate needs to renew the device later (server,
+ * label, trust in the server, profile), with a copy of the trust anchors
+ * given for this enrollment, so the directory can move to the device whole. */
+static int
+write_meta(struct fleet *f, struct dev *d, struct est_error *e)
+{
+	struct est_devdir_meta m = { .url = f->cfg.url, .label = (char *)f->trust.label,
+				     .system_store = f->trust.system_store, .have_profile = true,
+				     .profile = *d->profile };
+	gnutls_datum_t ca = { NULL, 0 };
+	char *p = NULL;
+	int rc = 0;
+
+	if (f->trust.cacert != NULL) {
+		m.cacert = EST_DEVDIR_SERVER_CA;
+		if ((p = est_devdir_path(d->tmp, EST_DEVDIR_SERVER_CA)) == NULL)
+			return est_fail(e, EST_EINTERNAL, "out of memory");
+		if ((rc = est_file_read(f->trust.cacert, EST_FILE_MAX, &ca, e)) == 0)
+			rc = est_file_write(p, ca.data, ca.size, EST_WRITE_EXCL, e);
+	}
+	if (rc == 0)
+		rc = est_devdir_meta_write(d->tmp, &m, e);
+	gnutls_free(ca.data);
+	free(p);
+	return rc;
+}
+
 /* Files into the partial directory, then the directory into place in one
  * rename (an exchange with --force), so a reader sees all or nothing. */
 static int
@@ -543,7 +572,8 @@ dev_commit(struct fleet *f, struct dev *d, struct est_certs *reply, unsigned lea
 			chain[n++] = reply->crt[i];
 	if ((rc = write_pems(d->tmp, "cert.pem", &reply->crt[leaf], 1, e)) < 0 ||
 	    (rc = write_pems(d->tmp, "chain.pem", chain, n, e)) < 0 ||
-	    (rc = write_pems(d->tmp, "ca.pem", ca->crt, ca->n, e)) < 0)
+	    (rc = write_pems(d->tmp, "ca.pem", ca->crt, ca->n, e)) < 0 ||
+	    (rc = write_meta(f, d, e)) < 0)
 		return rc;
 	if (rename(d->tmp, d->dir) == 0)
 		return 0;
@@ -752,6 +782,7 @@ fleet_setup(struct fleet *f, struct est_secret *pw, struct est_error *e)
 	o.cacert = o.cacert != NULL ? o.cacert : f->cfg.cacert;
 	o.system_store = o.cacert == NULL && o.pin == NULL;
 	o.password = f->a->password_file != NULL ? pw : NULL;
+	f->trust = o;
 	if ((rc = est_client_new(&o, &f->client, e)) < 0)
 		return rc;
 	return est_client_cacerts(f->client, NULL, e);
