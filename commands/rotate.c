@@ -133,6 +133,40 @@ check_args(const struct args *a, bool at_set)
 	return 0;
 }
 
+/* One option; 0, or the usage error's status. */
+static int
+apply(struct args *a, int id, const char *arg, bool *at_set)
+{
+	switch (id) {
+	case OPT_KEEP_KEY: a->keep_key = true; break;
+	case OPT_FORCE: a->force = true; break;
+	case OPT_JSON: a->json = true; break;
+	case 'u': a->url = arg; break;
+	case 'l': a->label = arg; break;
+	case OPT_CACERT: a->cacert = arg; break;
+	case 'a': a->root = arg; break;
+	case 'w': a->watch = true; break;
+	case OPT_AT:
+		*at_set = true;
+		if (parse_at(arg, &a->at) < 0)
+			return cli_usage_error(&verb, "--at %s: expected a fraction from 0 up to 1 "
+					       "(excluded), such as 2/3 or 0.5", arg);
+		break;
+	case OPT_BEFORE:
+		if (cli_parse_duration(arg, &a->before) < 0)
+			return cli_usage_error(&verb, "--before %s: expected a duration such as 30d "
+					       "or 12h", arg);
+		break;
+	case 'j':
+		a->jobs = strtol(arg, NULL, 10);
+		if (a->jobs < 1 || a->jobs > 256)
+			return cli_usage_error(&verb, "--jobs %s: expected 1 to 256", arg);
+		break;
+	}
+	return 0;
+}
+
+/* Options may come before and after DIR (cli stops at the first operand). */
 static bool
 parse_args(int argc, char **argv, struct args *a, int *status)
 {
@@ -145,46 +179,24 @@ parse_args(int argc, char **argv, struct args *a, int *status)
 	a->before = -1;
 	a->jobs = 1;
 	cli_init(&c, &verb, argc, argv);
-	while ((id = cli_next(&c)) != CLI_END) {
-		switch (id) {
-		case CLI_EXIT: *status = c.status; return false;
-		case OPT_KEEP_KEY: a->keep_key = true; break;
-		case OPT_FORCE: a->force = true; break;
-		case OPT_JSON: a->json = true; break;
-		case 'u': a->url = c.arg; break;
-		case 'l': a->label = c.arg; break;
-		case OPT_CACERT: a->cacert = c.arg; break;
-		case 'a': a->root = c.arg; break;
-		case 'w': a->watch = true; break;
-		case OPT_AT:
-			at_set = true;
-			if (parse_at(c.arg, &a->at) < 0) {
-				*status = cli_usage_error(&verb, "--at %s: expected a fraction from 0 "
-							  "up to 1 (excluded), such as 2/3 or 0.5", c.arg);
-				return false;
-			}
-			break;
-		case OPT_BEFORE:
-			if (cli_parse_duration(c.arg, &a->before) < 0) {
-				*status = cli_usage_error(&verb, "--before %s: expected a duration "
-							  "such as 30d or 12h", c.arg);
-				return false;
-			}
-			break;
-		case 'j':
-			a->jobs = strtol(c.arg, NULL, 10);
-			if (a->jobs < 1 || a->jobs > 256) {
-				*status = cli_usage_error(&verb, "--jobs %s: expected 1 to 256", c.arg);
-				return false;
-			}
-			break;
+	for (;;) {
+		if ((id = cli_next(&c)) == CLI_EXIT) {
+			*status = c.status;
+			return false;
 		}
-	}
-	if (c.optind < argc)
-		a->dir = argv[c.optind++];
-	if (c.optind < argc) {
-		*status = cli_usage_error(&verb, "unexpected argument '%s'", argv[c.optind]);
-		return false;
+		if (id != CLI_END && (*status = apply(a, id, c.arg, &at_set)) != 0)
+			return false;
+		if (id != CLI_END)
+			continue;
+		if (c.optind >= c.argc)
+			break;
+		if (a->dir != NULL) {
+			*status = cli_usage_error(&verb, "unexpected argument '%s': one directory "
+						  "at a time, or --all ROOT", c.argv[c.optind]);
+			return false;
+		}
+		a->dir = c.argv[c.optind];
+		cli_init(&c, &verb, c.argc - c.optind, c.argv + c.optind);
 	}
 	*status = check_args(a, at_set);
 	return *status == 0;
@@ -380,8 +392,12 @@ new_key(const struct device *d, struct request *q, gnutls_privkey_t *key, struct
 		t = EST_KEY_EC_P256;
 	if ((rc = est_key_generate(t, &x, e)) < 0 || (rc = est_key_export_pem(x, &q->key_pem, e)) < 0)
 		goto out;
-	if ((rc = gnutls_privkey_init(key)) < 0 || (rc = gnutls_privkey_import_x509(*key, x, 0)) < 0)
+	if ((rc = gnutls_privkey_init(key)) < 0 ||
+	    (rc = gnutls_privkey_import_x509(*key, x, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE)) < 0) {
 		rc = est_fail(e, EST_EINTERNAL, "key: %s", gnutls_strerror(rc));
+		goto out;
+	}
+	x = NULL;       /* *KEY owns it now */
 out:
 	if (x != NULL)
 		gnutls_x509_privkey_deinit(x);
@@ -483,7 +499,11 @@ accept_reply(const struct args *a, const struct device *d, const struct request 
 	unsigned leaf;
 	int rc;
 
-	if (cap == NULL || (rc = est_cert_load_bundle(cap, &ca, e)) < 0)
+	if (cap == NULL) {
+		rc = est_fail(e, EST_EINTERNAL, "out of memory");
+		goto out;
+	}
+	if ((rc = est_cert_load_bundle(cap, &ca, e)) < 0)
 		goto out;
 	view.crt = ca.crts;
 	view.n = ca.n;
@@ -518,9 +538,8 @@ renew(const struct args *a, const struct device *d, struct result *res, struct e
 	struct est_request req = { .op = EST_OP_SIMPLEREENROLL };
 	int rc;
 
-	if ((rc = est_devdir_meta_read(d->dir, &m, e)) < 0 ||
-	    (rc = pick_profile(d, &m, res, &tmp, &p, e)) < 0 ||
-	    (rc = make_request(a, d, p, &q, e)) < 0 || (rc = client_new(a, d, &m, &c, e)) < 0)
+	if ((rc = est_devdir_meta_read(d->dir, &m, e)) < 0 || (rc = client_new(a, d, &m, &c, e)) < 0 ||
+	    (rc = pick_profile(d, &m, res, &tmp, &p, e)) < 0 || (rc = make_request(a, d, p, &q, e)) < 0)
 		goto out;
 	req.body = q.der.data;
 	req.len = q.der.size;
