@@ -19,6 +19,18 @@
  * server can use its certificate at once. */
 #define EST_CA_BACKDATE (5 * 60)
 
+/* The OID of the device profile extension in ISSUED CERTIFICATES.
+ * GnuTLS 3.7.9 / libtasn1 4.19 keep OID arcs in 64 bits and cannot even
+ * import a certificate holding EST_PROFILE_OID (2.25.<128-bit UUID>):
+ * gnutls_x509_crt_import fails with "Error in DER parsing", so a device
+ * certificate carrying it could never be used for mutual TLS against our
+ * GnuTLS server, nor read by `estctl verify` (OpenSSL reads it fine). Until
+ * the lead decides, issued certificates carry the same DeviceProfile DER
+ * under this OID: 2.25 with the design UUID's upper 64 bits, top bit clear
+ * (0xfc2a60f1aa2749b2 & 0x7fffffffffffffff), which GnuTLS can handle. CSRs
+ * keep EST_PROFILE_OID (GnuTLS imports requests; lib/csr.c reads it). */
+#define EST_CERT_PROFILE_OID "2.25.8947070200782997938"
+
 /* Default validities, in seconds. */
 #define EST_CA_DEFAULT_VALIDITY (365LL * 86400)
 #define EST_CA_DEFAULT_CA_VALIDITY (10LL * 365 * 86400)
@@ -57,7 +69,7 @@ struct est_signer_ops {
 	 *   extensions basicConstraints CA:FALSE (critical), keyUsage
 	 *              digitalSignature (critical), extKeyUsage clientAuth, SKI,
 	 *              AKI (= the CA's SKI), and the device profile extension
-	 *              (EST_PROFILE_OID, non-critical) re-encoded from PROFILE
+	 *              (EST_CERT_PROFILE_OID, non-critical) re-encoded from PROFILE
 	 *              with est_profile_encode - the certificate carries exactly
 	 *              what was validated, also for CSRs with the seed's legacy
 	 *              extension. Nothing else is copied from the CSR (no SANs:
