@@ -131,23 +131,8 @@ check_cn(gnutls_x509_crq_t crq, const char *thing, struct est_error *e)
 	return 0;
 }
 
-static int
-add_profile(gnutls_x509_crt_t crt, const struct est_profile *profile, struct est_error *e)
-{
-	gnutls_datum_t der = { NULL, 0 };
-	int rc;
-
-	if ((rc = est_profile_encode(profile, &der, e)) < 0)
-		return rc;
-	rc = gnutls_x509_crt_set_extension_by_oid(crt, EST_CERT_PROFILE_OID, der.data, der.size, 0);
-	gnutls_free(der.data);
-	if (rc < 0)
-		return est_fail(e, EST_EINTERNAL, "adding the profile extension: %s",
-				gnutls_strerror(rc));
-	return 0;
-}
-
-/* Everything of a device certificate but the signature (DESIGN.md 4.5). */
+/* Everything of a device certificate but the signature (DESIGN.md 4.5, less
+ * the profile extension: docs/DECISIONS.md). */
 static int
 build_leaf(const struct local_ca *ca, const struct est_issue_req *req, gnutls_pubkey_t pub,
 	   time_t now, struct est_issued *out, struct est_error *e)
@@ -159,8 +144,7 @@ build_leaf(const struct local_ca *ca, const struct est_issue_req *req, gnutls_pu
 	if ((rc = set_serial(crt, out->serial_hex, e)) < 0 ||
 	    (rc = set_validity(crt, now, req->validity, ca->not_before, ca->not_after,
 			       &out->not_before, &out->not_after, e)) < 0 ||
-	    (rc = set_ski(crt, pub, e)) < 0 ||
-	    (rc = add_profile(crt, req->profile, e)) < 0)
+	    (rc = set_ski(crt, pub, e)) < 0)
 		return rc;
 	if ((rc = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
 	    (rc = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
@@ -188,13 +172,42 @@ sign(struct local_ca *ca, gnutls_x509_crt_t crt, struct est_error *e)
 	return 0;
 }
 
+/* Replace the certificate built in memory by one parsed from its DER (into
+ * DER when not NULL): GnuTLS fills the raw-DN caches that verification,
+ * gnutls_x509_crt_get_raw_issuer_dn and friends use only on import, so a
+ * built certificate would not verify under its issuer. */
+static int
+reimport(gnutls_x509_crt_t *crt, gnutls_datum_t *der, struct est_error *e)
+{
+	gnutls_datum_t d = { NULL, 0 };
+	gnutls_x509_crt_t back = NULL;
+	int rc;
+
+	if ((rc = gnutls_x509_crt_export2(*crt, GNUTLS_X509_FMT_DER, &d)) < 0 ||
+	    (rc = gnutls_x509_crt_init(&back)) < 0 ||
+	    (rc = gnutls_x509_crt_import(back, &d, GNUTLS_X509_FMT_DER)) < 0) {
+		gnutls_x509_crt_deinit(back);
+		gnutls_free(d.data);
+		return est_fail(e, EST_EINTERNAL, "exporting the certificate: %s",
+				gnutls_strerror(rc));
+	}
+	gnutls_x509_crt_deinit(*crt);
+	*crt = back;
+	if (der != NULL)
+		*der = d;
+	else
+		gnutls_free(d.data);
+	return 0;
+}
+
 static int
 export_both(struct est_issued *out, struct est_error *e)
 {
 	int rc;
 
-	if ((rc = gnutls_x509_crt_export2(out->crt, GNUTLS_X509_FMT_DER, &out->der)) < 0 ||
-	    (rc = gnutls_pem_base64_encode2("CERTIFICATE", &out->der, &out->pem)) < 0)
+	if ((rc = reimport(&out->crt, &out->der, e)) < 0)
+		return rc;
+	if ((rc = gnutls_pem_base64_encode2("CERTIFICATE", &out->der, &out->pem)) < 0)
 		return est_fail(e, EST_EINTERNAL, "exporting the certificate: %s",
 				gnutls_strerror(rc));
 	return 0;
@@ -472,7 +485,7 @@ est_ca_create(enum est_key_type t, const char *subject_dn, long long validity,
 		rc = est_fail(e, EST_EINTERNAL, "making the CA certificate: %s", gnutls_strerror(rc));
 		goto out;
 	}
-	rc = 0;
+	rc = reimport(cert, NULL, e);
 out:
 	gnutls_pubkey_deinit(pub);
 	gnutls_privkey_deinit(pk);
@@ -562,7 +575,7 @@ est_tls_cert_create(gnutls_privkey_t ca_key, gnutls_x509_crt_t ca_cert,
 			      gnutls_strerror(rc));
 		goto out;
 	}
-	rc = 0;
+	rc = reimport(cert, NULL, e);
 out:
 	gnutls_pubkey_deinit(pub);
 	gnutls_privkey_deinit(pk);

@@ -19,18 +19,6 @@
  * server can use its certificate at once. */
 #define EST_CA_BACKDATE (5 * 60)
 
-/* The OID of the device profile extension in ISSUED CERTIFICATES.
- * GnuTLS 3.7.9 / libtasn1 4.19 keep OID arcs in 64 bits and cannot even
- * import a certificate holding EST_PROFILE_OID (2.25.<128-bit UUID>):
- * gnutls_x509_crt_import fails with "Error in DER parsing", so a device
- * certificate carrying it could never be used for mutual TLS against our
- * GnuTLS server, nor read by `estctl verify` (OpenSSL reads it fine). Until
- * the lead decides, issued certificates carry the same DeviceProfile DER
- * under this OID: 2.25 with the design UUID's upper 64 bits, top bit clear
- * (0xfc2a60f1aa2749b2 & 0x7fffffffffffffff), which GnuTLS can handle. CSRs
- * keep EST_PROFILE_OID (GnuTLS imports requests; lib/csr.c reads it). */
-#define EST_CERT_PROFILE_OID "2.25.8947070200782997938"
-
 /* Default validities, in seconds. */
 #define EST_CA_DEFAULT_VALIDITY (365LL * 86400)
 #define EST_CA_DEFAULT_CA_VALIDITY (10LL * 365 * 86400)
@@ -38,7 +26,8 @@
 
 struct est_issue_req {
 	gnutls_x509_crq_t crq;          /* the parsed CSR; its signature NOT yet verified */
-	const struct est_profile *profile; /* validated by the caller (est_policy_check) */
+	const struct est_profile *profile; /* validated by the caller (est_policy_check);
+					    * gives the CN, not copied (see below) */
 	long long validity;             /* seconds > 0; cut at the CA's notAfter */
 	time_t now;                     /* issuing time; 0 means time(NULL) */
 };
@@ -68,12 +57,12 @@ struct est_signer_ops {
 	 *   validity   now - EST_CA_BACKDATE .. min(now + validity, CA notAfter)
 	 *   extensions basicConstraints CA:FALSE (critical), keyUsage
 	 *              digitalSignature (critical), extKeyUsage clientAuth, SKI,
-	 *              AKI (= the CA's SKI), and the device profile extension
-	 *              (EST_CERT_PROFILE_OID, non-critical) re-encoded from PROFILE
-	 *              with est_profile_encode - the certificate carries exactly
-	 *              what was validated, also for CSRs with the seed's legacy
-	 *              extension. Nothing else is copied from the CSR (no SANs:
-	 *              policy does not validate them).
+	 *              AKI (= the CA's SKI). Nothing is copied from the CSR
+	 *              but its public key: no SANs (policy does not validate
+	 *              them) and NOT the profile extension - GnuTLS cannot
+	 *              import a certificate holding EST_PROFILE_OID (a 128-bit
+	 *              arc), see docs/DECISIONS.md; the validated profile is
+	 *              bound to the certificate by the registry and audit log.
 	 *   signature  SHA-256 (SHA-384 for a P-384 CA, pure Ed25519)
 	 * A CA that has expired (or expires within the backdate) is EST_ECONFIG.
 	 * Safe to call from several threads at once on one signer. */

@@ -21,6 +21,8 @@ est_pkcs7_build(const gnutls_datum_t *certs, size_t n, gnutls_datum_t *out,
 
 	out->data = NULL;
 	out->size = 0;
+	if (n == 0)
+		return est_fail(e, EST_EINTERNAL, "a certs-only pkcs#7 needs a certificate");
 	if ((rc = gnutls_pkcs7_init(&p7)) < 0)
 		goto fail;
 	for (i = 0; i < n; i++)
