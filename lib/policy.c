@@ -423,26 +423,13 @@ est_policy_check(const struct est_policy *p, const struct est_profile *profile,
 enum est_key_type
 est_policy_crq_key_type(gnutls_x509_crq_t crq)
 {
-	unsigned bits = 0;
-	int pk = gnutls_x509_crq_get_pk_algorithm(crq, &bits);
-	gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_INVALID;
 	gnutls_pubkey_t pub = NULL;
+	enum est_key_type t = EST_KEY__MAX;
 
-	switch (pk) {
-	case GNUTLS_PK_RSA:
-		return bits == 2048 ? EST_KEY_RSA2048 : bits == 3072 ? EST_KEY_RSA3072
-			: bits == 4096 ? EST_KEY_RSA4096 : EST_KEY__MAX;
-	case GNUTLS_PK_EDDSA_ED25519:
-		return EST_KEY_ED25519;
-	case GNUTLS_PK_ECDSA:
-		if (gnutls_pubkey_init(&pub) == 0 && gnutls_pubkey_import_x509_crq(pub, crq, 0) == 0)
-			gnutls_pubkey_export_ecc_raw(pub, &curve, NULL, NULL);
-		gnutls_pubkey_deinit(pub);
-		return curve == GNUTLS_ECC_CURVE_SECP256R1 ? EST_KEY_EC_P256
-			: curve == GNUTLS_ECC_CURVE_SECP384R1 ? EST_KEY_EC_P384 : EST_KEY__MAX;
-	default:
-		return EST_KEY__MAX;
-	}
+	if (gnutls_pubkey_init(&pub) == 0 && gnutls_pubkey_import_x509_crq(pub, crq, 0) == 0)
+		t = est_pubkey_type(pub);
+	gnutls_pubkey_deinit(pub);
+	return t;
 }
 
 /* "arn:aws:iot:*:*:" + RES, with a subscribe's "topic/" as "topicfilter/". */
