@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,6 +85,49 @@ est_key_export_pem(gnutls_x509_privkey_t key, struct est_secret *pem, struct est
 	return rc == 0 ? 0 : est_fail(e, EST_EINTERNAL, "out of memory");
 }
 
+/* True when the LEN bytes at P contain the string S. (Not memmem: lib/'s
+ * "config.h" resolves to lib/config.h, so _GNU_SOURCE is not defined here.) */
+static bool
+contains(const char *p, size_t len, const char *s)
+{
+	size_t n = strlen(s), i;
+
+	for (i = 0; n <= len && i <= len - n; i++)
+		if (memcmp(p + i, s, n) == 0)
+			return true;
+	return false;
+}
+
+/* Why DATA is not a key we can use, for the message of a failed import. */
+static const char *
+refusal(const gnutls_datum_t *data, int rc)
+{
+	const char *p = (const char *)data->data;
+
+	/* PKCS#8 reports a failed decryption; the traditional OpenSSL form
+	 * (Proc-Type: 4,ENCRYPTED) is not even recognised, so look for it. */
+	if (rc == GNUTLS_E_DECRYPTION_FAILED || contains(p, data->size, "Proc-Type: 4,ENCRYPTED"))
+		return "encrypted private keys are not supported (decrypt it first)";
+	if (contains(p, data->size, "-----BEGIN PUBLIC KEY-----"))
+		return "a public key, not a private key";
+	return "not a private key (PEM or DER)";
+}
+
+/* Import DATA as PEM, then as DER, into X; a gnutls error code. */
+static int
+import_x509(gnutls_x509_privkey_t x, const gnutls_datum_t *data)
+{
+	int rc;
+
+	/* import2 reads PKCS#8 and the traditional RSA/EC forms. An encrypted
+	 * PEM key must keep its own error, not the DER attempt's. */
+	rc = gnutls_x509_privkey_import2(x, data, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN);
+	if (rc < 0 && rc != GNUTLS_E_DECRYPTION_FAILED)
+		rc = gnutls_x509_privkey_import2(x, data, GNUTLS_X509_FMT_DER, NULL,
+						 GNUTLS_PKCS_PLAIN);
+	return rc;
+}
+
 int
 est_key_parse(const gnutls_datum_t *data, const char *name, gnutls_privkey_t *out,
 	      struct est_error *e)
@@ -95,17 +139,9 @@ est_key_parse(const gnutls_datum_t *data, const char *name, gnutls_privkey_t *ou
 	*out = NULL;
 	if ((rc = gnutls_x509_privkey_init(&x)) < 0)
 		return est_fail(e, EST_EINTERNAL, "%s", gnutls_strerror(rc));
-	/* import2 reads PKCS#8 and the traditional RSA/EC forms, PEM or DER. */
-	rc = gnutls_x509_privkey_import2(x, data, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN);
-	if (rc < 0)
-		rc = gnutls_x509_privkey_import2(x, data, GNUTLS_X509_FMT_DER, NULL,
-						 GNUTLS_PKCS_PLAIN);
-	if (rc < 0) {
+	if ((rc = import_x509(x, data)) < 0) {
 		gnutls_x509_privkey_deinit(x);
-		if (rc == GNUTLS_E_DECRYPTION_FAILED)
-			return est_fail(e, EST_EDATA, "%s: encrypted private keys are not supported",
-					name);
-		return est_fail(e, EST_EDATA, "%s: not a private key (PEM or DER)", name);
+		return est_fail(e, EST_EDATA, "%s: %s", name, refusal(data, rc));
 	}
 	if ((rc = gnutls_privkey_init(&key)) < 0 ||
 	    (rc = gnutls_privkey_import_x509(key, x, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE)) < 0) {
