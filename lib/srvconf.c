@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy.h"
 #include "srvconf.h"
 
 static const char *const auth_names[] = { "sealed", "basic", "cert", NULL };
@@ -388,4 +389,71 @@ est_srvconf_label(const struct est_srvconf *c, const char *name)
 		if (strcmp(c->labels[i].name, name) == 0)
 			return &c->labels[i];
 	return NULL;
+}
+
+static json_t *
+default_policy(long long validity)
+{
+	struct est_policy p;
+	json_t *j;
+
+	if (est_policy_default(&p, NULL) < 0)
+		return NULL;
+	p.default_validity = validity;
+	if (p.max_validity < validity)
+		p.max_validity = validity;
+	j = est_policy_to_json(&p);
+	est_policy_free(&p);
+	if (j != NULL)
+		json_object_set_new(j, "_comment", json_string(
+			"What a device may ask for in its profile: per action the resource "
+			"patterns (${thingName} is the device's name; \"prefix/*\" means one or "
+			"more segments under prefix, never a wildcard), key types, validity. "
+			"A label may carry its own \"policy\"."));
+	return j;
+}
+
+json_t *
+est_srvconf_default(const char *keyid, long long validity)
+{
+	json_t *policy = default_policy(validity);
+	char keys_comment[256];
+
+	if (policy == NULL)
+		return NULL;
+	snprintf(keys_comment, sizeof(keys_comment),
+		 "Sealed CSRs (estctl encrypt) are accepted under every <id>.key in this "
+		 "directory; this one was made with id '%s'.", keyid);
+	return json_pack("{s:[s,s,s,s], s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s}, s:s, s:s, "
+			 "s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i, s:i, s:i, s:i, s:i}, s:o, "
+			 "s:{s:[s,s,s], s:{s:s, s:[s,s], s:s, s:b, s:b, s:b, s:s}}}",
+		"_comment",
+		"estctl server configuration, see estctl-server(1).",
+		"Keys starting with '_' are comments; any other unknown key is an error.",
+		"Relative paths are relative to this directory.",
+		"SIGHUP reloads it (listen, tls.priorities and limits need a restart).",
+		"listen", "127.0.0.1:8443",
+		"ca", "key", "ca/key.pem", "cert", "ca/cert.pem",
+		"tls", "_comment", "TLS 1.2 and 1.3 only, whatever the priority string says.",
+		"key", "tls/key.pem", "cert", "tls/cert.pem", "priorities", EST_SRVCONF_PRIORITIES,
+		"_enrollment_keys", keys_comment, "enrollment_keys", "keys",
+		"_passwd", "HTTP Basic users: estctl server passwd DIR USER.", "passwd", "passwd",
+		"registry", "registry.db", "audit_log", "audit.log",
+		"limits", "_comment", "bytes and seconds: request body, idle connection, whole "
+		"request, open connections, Retry-After of manual approval",
+		"max_body", 65536, "timeout", 10, "request_timeout", 30, "max_connections", 1024,
+		"retry_after", 60,
+		"policy", policy,
+		"labels", "_comment",
+		"One entry per EST label: \"\" is /.well-known/est/<op>, \"NAME\" is "
+		"/.well-known/est/NAME/<op>.",
+		"auth: any of \"sealed\", \"basic\", \"cert\" (a client certificate from "
+		"bootstrap_anchors, a PEM file). approval: \"auto\" or \"manual\" (202 until "
+		"estctl server approve).",
+		"proof_of_possession: the CSR's challengePassword must hold the TLS channel "
+		"binding. reenroll, serverkeygen: allowed. key_type: what csrattrs asks for and "
+		"serverkeygen makes.",
+		"", "_comment", "the unlabelled path", "auth", "sealed", "basic",
+		"approval", "auto", "proof_of_possession", 0, "reenroll", 1, "serverkeygen", 1,
+		"key_type", "ec-p256");
 }
