@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "err.h"
 #include "profile.h"
 
@@ -30,8 +32,21 @@ struct est_client_config {
 
 /* Load and validate PATH. Errors name the field: "Devices[1].IoTDetails.
  * Policies.Publish: expected true, false or null" (EST_EDATA); an unreadable
- * file is EST_ENOINPUT/EST_EIO. Unknown keys become warnings, not errors. */
+ * file is EST_ENOINPUT/EST_EIO. Unknown keys become warnings, not errors.
+ * The message starts with PATH ("standard input" for "-"); JSON syntax errors
+ * read "PATH:LINE:COLUMN: why". Devices must be a non-empty array, ThingNames
+ * distinct (ignoring case, as they become directories), ESTAPIURL https://,
+ * KeyType one of keygen's asymmetric types. CACert, EnrollmentKeyFile and
+ * OutDir are resolved against the config file's directory. */
 int est_config_load(const char *path, struct est_client_config *cfg, struct est_error *e);
+
+/* Parse the JSON document in DATA (duplicate keys refused); errors are
+ * EST_EDATA as "NAME:LINE:COLUMN: why", comments named as such. */
+int est_json_parse(const unsigned char *data, size_t len, const char *name, json_t **out,
+		   struct est_error *e);
+
+/* Read PATH ("-" for stdin) and parse it as est_json_parse does. */
+int est_json_load_file(const char *path, json_t **out, struct est_error *e);
 
 /* The device named NAME, or NULL. */
 const struct est_device *est_config_device(const struct est_client_config *cfg,
