@@ -38,6 +38,40 @@
 
 #define DEFAULT_DIR "/var/lib/estctl/server"
 
+/* cli_next, but operands may come before options too ("init DIR --json"):
+ * operands are collected into OPS (at most MAX; more is a usage error). */
+static int
+next_opt(struct cli *c, const char **ops, int *nops, int max)
+{
+	int id;
+
+	for (;;) {
+		id = cli_next(c);
+		if (id != CLI_END)
+			return id;
+		if (c->optind >= c->argc)
+			return CLI_END;
+		if (strcmp(c->argv[c->optind - 1], "--") == 0) {
+			/* everything after "--" is an operand */
+			while (c->optind < c->argc && *nops < max)
+				ops[(*nops)++] = c->argv[c->optind++];
+			if (c->optind < c->argc) {
+				c->status = cli_usage_error(c->verb, "'%s' is one operand too many",
+							    c->argv[c->optind]);
+				return CLI_EXIT;
+			}
+			return CLI_END;
+		}
+		if (*nops == max) {
+			c->status = cli_usage_error(c->verb, "'%s' is one operand too many",
+						    c->argv[c->optind]);
+			return CLI_EXIT;
+		}
+		ops[(*nops)++] = c->argv[c->optind];
+		optind = c->optind + 1;
+	}
+}
+
 /* ---- serve ---- */
 
 static const struct cli_opt serve_opts[] = {
@@ -168,8 +202,9 @@ static int
 init_parse(struct init_args *a, int argc, char **argv, int *status)
 {
 	struct est_error e;
+	const char *ops[1];
 	struct cli c;
-	int id;
+	int id, nops = 0;
 
 	memset(a, 0, sizeof(*a));
 	a->ca_type = EST_KEY_EC_P256;
@@ -178,7 +213,7 @@ init_parse(struct init_args *a, int argc, char **argv, int *status)
 	a->key_id = "fleet-key-1";
 	*status = 64;
 	cli_init(&c, &init_verb, argc, argv);
-	while ((id = cli_next(&c)) != CLI_END) {
+	while ((id = next_opt(&c, ops, &nops, 1)) != CLI_END) {
 		switch (id) {
 		case CLI_EXIT: *status = c.status; return -1;
 		case OPT_CA_KEY_TYPE:
@@ -207,9 +242,9 @@ init_parse(struct init_args *a, int argc, char **argv, int *status)
 			break;
 		}
 	}
-	if (c.optind + 1 != argc)
+	if (nops != 1)
 		return cli_usage_error(&init_verb, "expected one DIR"), -1;
-	a->dir = argv[c.optind];
+	a->dir = ops[0];
 	if ((a->ca_key == NULL) != (a->ca_cert == NULL))
 		return cli_usage_error(&init_verb, "--ca-key and --ca-cert go together"), -1;
 	if (!est_keyid_valid(a->key_id))
@@ -391,7 +426,7 @@ init_report(const struct init_args *a)
 		       d, d, d, a->key_id, a->key_id, d, d, d, EST_SRVCONF_FILE);
 		return;
 	}
-	j = json_pack("{s:s++, s:s++, s:s++++, s:s, s:s++, s:s++, s:s++}",
+	j = json_pack("{s:s+, s:s+, s:s+++, s:s, s:s+, s:s+, s:s+}",
 		      "ca_cert", d, "/ca/cert.pem", "tls_cert", d, "/tls/cert.pem",
 		      "enrollment_key", d, "/keys/", a->key_id, ".key", "enrollment_key_id", a->key_id,
 		      "registry", d, "/registry.db", "audit_log", d, "/audit.log",
@@ -508,13 +543,14 @@ static int
 op_parse(const struct cli_verb *v, int nargs, struct op_args *a, int argc, char **argv,
 	 int *status)
 {
+	const char *ops[2];
 	struct cli c;
-	int id;
+	int id, nops = 0;
 
 	memset(a, 0, sizeof(*a));
 	*status = 64;
 	cli_init(&c, v, argc, argv);
-	while ((id = cli_next(&c)) != CLI_END) {
+	while ((id = next_opt(&c, ops, &nops, 1 + nargs)) != CLI_END) {
 		switch (id) {
 		case CLI_EXIT: *status = c.status; return -1;
 		case OPT_JSON: a->json = 1; break;
@@ -526,10 +562,11 @@ op_parse(const struct cli_verb *v, int nargs, struct op_args *a, int argc, char 
 			break;
 		}
 	}
-	if (argc - c.optind != 1 + nargs)
-		return cli_usage_error(v, "expected %s", v->synopsis), -1;
-	a->dir = argv[c.optind];
-	a->arg = nargs ? argv[c.optind + 1] : NULL;
+	if (nops != 1 + nargs)
+		return cli_usage_error(v, "expected %s", nargs ? "DIR and one more operand"
+				       : "DIR"), -1;
+	a->dir = ops[0];
+	a->arg = nargs ? ops[1] : NULL;
 	if (nargs && strcmp(v->name, "server passwd") != 0 && !est_thing_name_valid(a->arg))
 		return cli_usage_error(v, "'%s' is not a ThingName", a->arg), -1;
 	return 0;

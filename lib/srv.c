@@ -725,6 +725,9 @@ pop_check(struct ctx *c)
 	return 0;
 }
 
+/* The CSR's extension OID (read with est_csr_extension: GnuTLS cannot read
+ * the extensions of a request holding the profile OID) equals the
+ * certificate's, or both lack it. */
 static int
 ext_equal(gnutls_x509_crq_t crq, gnutls_x509_crt_t crt, const char *oid)
 {
@@ -732,10 +735,10 @@ ext_equal(gnutls_x509_crq_t crq, gnutls_x509_crt_t crt, const char *oid)
 	unsigned crit;
 	int ra, rb, eq;
 
-	ra = gnutls_x509_crq_get_extension_by_oid2(crq, oid, 0, &a, &crit);
+	ra = est_csr_extension(crq, oid, &a, NULL, NULL);
 	rb = gnutls_x509_crt_get_extension_by_oid2(crt, oid, 0, &b, &crit);
-	eq = (ra < 0 && rb < 0) ||
-	     (ra >= 0 && rb >= 0 && a.size == b.size && memcmp(a.data, b.data, a.size) == 0);
+	eq = ra >= 0 && ((ra == 0 && rb < 0) ||
+			 (ra == 1 && rb >= 0 && a.size == b.size && memcmp(a.data, b.data, a.size) == 0));
 	gnutls_free(a.data);
 	gnutls_free(b.data);
 	return eq;
@@ -919,41 +922,17 @@ issue(struct ctx *c, gnutls_x509_crq_t crq, struct est_issued *iss)
 	return 0;
 }
 
-/* A CSR for the server-made key: the ThingName and the client's requested
- * extensions (the profile among them). */
+/* A CSR for the server-made key: the same ThingName and profile (the CA
+ * issues to CN=<ThingName> and copies only the validated profile). */
 static int
 keygen_crq(struct ctx *c, gnutls_x509_privkey_t key, gnutls_privkey_t *pk,
-	   gnutls_x509_crq_t *out)
+	   gnutls_x509_crq_t *out, struct est_error *e)
 {
-	gnutls_datum_t ext = { NULL, 0 };
-	char oid[128];
-	size_t olen;
-	unsigned i, crit;
 	int r;
 
-	if ((r = gnutls_x509_crq_init(out)) < 0 || (r = gnutls_x509_crq_set_version(*out, 1)) < 0 ||
-	    (r = gnutls_x509_crq_set_key(*out, key)) < 0)
-		return r;
-	/* The CA issues to CN=<ThingName> whatever else the subject says. */
-	if ((r = gnutls_x509_crq_set_dn_by_oid(*out, GNUTLS_OID_X520_COMMON_NAME, 0,
-					       c->profile.thing_name,
-					       strlen(c->profile.thing_name))) < 0)
-		return r;
-	for (i = 0;; i++) {
-		olen = sizeof(oid);
-		if (gnutls_x509_crq_get_extension_info(c->crq, i, oid, &olen, &crit) < 0)
-			break;
-		if (gnutls_x509_crq_get_extension_data2(c->crq, i, &ext) < 0)
-			continue;
-		r = gnutls_x509_crq_set_extension_by_oid(*out, oid, ext.data, ext.size, crit);
-		gnutls_free(ext.data);
-		ext.data = NULL;
-		if (r < 0)
-			return r;
-	}
 	if ((r = gnutls_privkey_init(pk)) < 0 || (r = gnutls_privkey_import_x509(*pk, key, 0)) < 0)
-		return r;
-	return gnutls_x509_crq_privkey_sign(*out, *pk, est_key_digest(*pk), 0);
+		return est_fail(e, EST_EINTERNAL, "serverkeygen key: %s", gnutls_strerror(r));
+	return est_csr_build(*pk, &c->profile, NULL, 0, NULL, out, e);
 }
 
 /* RFC 7030 4.4.2: multipart/mixed, the PKCS#8 key then the certs-only reply. */
@@ -1011,7 +990,7 @@ keygen(struct ctx *c, int consume)
 	gnutls_x509_crq_t crq = NULL;
 	struct est_issued iss;
 	struct est_error e;
-	int r, rc = -1;
+	int rc = -1;
 
 	memset(&iss, 0, sizeof(iss));
 	if (est_csr_verify(c->crq, &e) < 0) {
@@ -1023,8 +1002,7 @@ keygen(struct ctx *c, int consume)
 		rc = fail_internal(c, &e);
 		goto out;
 	}
-	if ((r = keygen_crq(c, key, &pk, &crq)) < 0) {
-		est_fail(&e, EST_EINTERNAL, "serverkeygen csr: %s", gnutls_strerror(r));
+	if (keygen_crq(c, key, &pk, &crq, &e) < 0) {
 		rc = fail_internal(c, &e);
 		goto out;
 	}

@@ -138,6 +138,30 @@ get_string(const json_t *obj, const char *key, const char *where, const char *df
 	return 0;
 }
 
+/* A deep copy of J without the comment keys ('_...') of its objects, for
+ * parsers that know nothing of our comment convention (the policy's). */
+static json_t *
+uncommented(const json_t *j)
+{
+	json_t *copy = json_deep_copy(j), *v;
+	const char *k;
+	void *tmp;
+	size_t i;
+
+	if (json_is_object(copy)) {
+		json_object_foreach_safe(copy, tmp, k, v) {
+			if (k[0] == '_')
+				json_object_del(copy, k);
+			else
+				json_object_set_new(copy, k, uncommented(v));
+		}
+	} else if (json_is_array(copy)) {
+		json_array_foreach(copy, i, v)
+			json_array_set_new(copy, i, uncommented(v));
+	}
+	return copy;
+}
+
 static int
 label_name_valid(const char *s)
 {
@@ -219,9 +243,11 @@ label_load(const char *dir, const char *name, const json_t *obj, struct est_labe
 		return est_fail(e, EST_ECONFIG, "%s: auth \"cert\" needs bootstrap_anchors",
 				where);
 	if ((l->policy = json_object_get(obj, "policy")) != NULL) {
-		if (!json_is_object(l->policy))
+		if (!json_is_object(l->policy)) {
+			l->policy = NULL;
 			return est_fail(e, EST_ECONFIG, "%s.policy: expected an object", where);
-		json_incref(l->policy);
+		}
+		l->policy = uncommented(l->policy);
 	}
 	return 0;
 }
@@ -347,7 +373,7 @@ root_load(struct est_srvconf *c, const json_t *root, struct est_error *e)
 		c->policy = NULL;
 		return est_fail(e, EST_ECONFIG, "policy: expected an object");
 	}
-	json_incref(c->policy);
+	c->policy = uncommented(c->policy);
 	return labels_load(c, json_object_get(root, "labels"), e);
 }
 
@@ -425,7 +451,7 @@ est_srvconf_default(const char *keyid, long long validity)
 		 "Sealed CSRs (estctl encrypt) are accepted under every <id>.key in this "
 		 "directory; this one was made with id '%s'.", keyid);
 	return json_pack("{s:[s,s,s,s], s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s}, s:s, s:s, "
-			 "s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i, s:i, s:i, s:i, s:i}, s:o, "
+			 "s:s, s:s, s:s, s:s, s:{s:s, s:i, s:i, s:i, s:i, s:i}, s:o, "
 			 "s:{s:[s,s,s], s:{s:s, s:[s,s], s:s, s:b, s:b, s:b, s:s}}}",
 		"_comment",
 		"estctl server configuration, see estctl-server(1).",
