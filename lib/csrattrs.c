@@ -10,6 +10,13 @@
 
 extern const asn1_static_node csrattrs_asn1_tab[];
 
+/* The DER of EST_PROFILE_OID as OpenSSL writes it: libtasn1 keeps arcs in
+ * 64 bits and cannot encode its 128-bit one. */
+static const unsigned char profile_oid_der[] = {
+	0x06, 0x14, 0x69, 0x83, 0xf8, 0xaa, 0xb0, 0xbc, 0xb5, 0xa2, 0xba, 0xa6,
+	0xe5, 0x86, 0xca, 0xd7, 0xc9, 0xac, 0x8e, 0xa4, 0xa2, 0x28,
+};
+
 #define OID_EC_PUBKEY "1.2.840.10045.2.1"
 #define OID_RSA "1.2.840.113549.1.1.1"
 #define OID_ED25519 "1.3.101.112"
@@ -46,39 +53,60 @@ der_of(asn1_node defs, const char *type, const char *value, int len, unsigned ch
 	return r;
 }
 
+/* Append the DER element EL to the output SEQUENCE OF ANY. */
 static int
-add_oid(asn1_node root, const char *oid)
+append(asn1_node out, const unsigned char *el, int len)
 {
 	int r;
 
-	if ((r = asn1_write_value(root, "", "NEW", 1)) != ASN1_SUCCESS ||
-	    (r = asn1_write_value(root, "?LAST", "oid", 1)) != ASN1_SUCCESS)
+	if ((r = asn1_write_value(out, "", "NEW", 1)) != ASN1_SUCCESS)
 		return r;
-	return asn1_write_value(root, "?LAST.oid", oid, 1);
+	return asn1_write_value(out, "?LAST", el, len);
+}
+
+static int
+add_oid(asn1_node defs, asn1_node out, const char *oid)
+{
+	unsigned char buf[64];
+	asn1_node n = NULL;
+	int r, len = sizeof(buf);
+
+	if ((r = asn1_create_element(defs, "CsrAttrs.AttrOrOID", &n)) == ASN1_SUCCESS &&
+	    (r = asn1_write_value(n, "", "oid", 1)) == ASN1_SUCCESS &&
+	    (r = asn1_write_value(n, "oid", oid, 1)) == ASN1_SUCCESS &&
+	    (r = asn1_der_coding(n, "", buf, &len, NULL)) == ASN1_SUCCESS)
+		r = append(out, buf, len);
+	asn1_delete_structure(&n);
+	return r;
 }
 
 /* An Attribute whose one value is the DER in VAL. */
 static int
-add_attr(asn1_node root, const char *type, const unsigned char *val, int vlen)
+add_attr(asn1_node defs, asn1_node out, const char *type, const unsigned char *val, int vlen)
 {
-	int r;
+	unsigned char buf[128];
+	asn1_node n = NULL;
+	int r, len = sizeof(buf);
 
-	if ((r = asn1_write_value(root, "", "NEW", 1)) != ASN1_SUCCESS ||
-	    (r = asn1_write_value(root, "?LAST", "attribute", 1)) != ASN1_SUCCESS ||
-	    (r = asn1_write_value(root, "?LAST.attribute.type", type, 1)) != ASN1_SUCCESS ||
-	    (r = asn1_write_value(root, "?LAST.attribute.values", "NEW", 1)) != ASN1_SUCCESS)
-		return r;
-	return asn1_write_value(root, "?LAST.attribute.values.?LAST", val, vlen);
+	if ((r = asn1_create_element(defs, "CsrAttrs.AttrOrOID", &n)) == ASN1_SUCCESS &&
+	    (r = asn1_write_value(n, "", "attribute", 1)) == ASN1_SUCCESS &&
+	    (r = asn1_write_value(n, "attribute.type", type, 1)) == ASN1_SUCCESS &&
+	    (r = asn1_write_value(n, "attribute.values", "NEW", 1)) == ASN1_SUCCESS &&
+	    (r = asn1_write_value(n, "attribute.values.?LAST", val, vlen)) == ASN1_SUCCESS &&
+	    (r = asn1_der_coding(n, "", buf, &len, NULL)) == ASN1_SUCCESS)
+		r = append(out, buf, len);
+	asn1_delete_structure(&n);
+	return r;
 }
 
 static int
-fill(asn1_node defs, asn1_node root, const struct want *w, int pop)
+fill(asn1_node defs, asn1_node out, const struct want *w, int pop)
 {
 	unsigned char val[64];
 	char bits[16];
 	int r, vlen = sizeof(val);
 
-	if ((r = add_oid(root, EST_PROFILE_OID)) != ASN1_SUCCESS)
+	if ((r = append(out, profile_oid_der, sizeof(profile_oid_der))) != ASN1_SUCCESS)
 		return r;
 	if (w->curve != NULL || w->rsa_bits) {
 		if (w->curve != NULL)
@@ -87,14 +115,15 @@ fill(asn1_node defs, asn1_node root, const struct want *w, int pop)
 			snprintf(bits, sizeof(bits), "%d", w->rsa_bits);
 			r = der_of(defs, "CsrAttrs.KeySize", bits, 0, val, &vlen);
 		}
-		if (r != ASN1_SUCCESS || (r = add_attr(root, w->key_oid, val, vlen)) != ASN1_SUCCESS)
+		if (r != ASN1_SUCCESS ||
+		    (r = add_attr(defs, out, w->key_oid, val, vlen)) != ASN1_SUCCESS)
 			return r;
-	} else if ((r = add_oid(root, w->key_oid)) != ASN1_SUCCESS) {
+	} else if ((r = add_oid(defs, out, w->key_oid)) != ASN1_SUCCESS) {
 		return r;
 	}
-	if (w->sig_oid != NULL && (r = add_oid(root, w->sig_oid)) != ASN1_SUCCESS)
+	if (w->sig_oid != NULL && (r = add_oid(defs, out, w->sig_oid)) != ASN1_SUCCESS)
 		return r;
-	if (pop && (r = add_oid(root, OID_CHALLENGE)) != ASN1_SUCCESS)
+	if (pop && (r = add_oid(defs, out, OID_CHALLENGE)) != ASN1_SUCCESS)
 		return r;
 	return ASN1_SUCCESS;
 }
@@ -110,7 +139,7 @@ est_csrattrs_build(enum est_key_type kt, int pop, gnutls_datum_t *out, struct es
 	if ((unsigned)kt >= EST_KEY__MAX || wants[kt].key_oid == NULL)
 		return est_fail(e, EST_EINTERNAL, "csrattrs: no key type to ask for");
 	if ((r = asn1_array2tree(csrattrs_asn1_tab, &defs, NULL)) != ASN1_SUCCESS ||
-	    (r = asn1_create_element(defs, "CsrAttrs.CsrAttrs", &root)) != ASN1_SUCCESS ||
+	    (r = asn1_create_element(defs, "CsrAttrs.CsrAttrsOut", &root)) != ASN1_SUCCESS ||
 	    (r = fill(defs, root, &wants[kt], pop)) != ASN1_SUCCESS ||
 	    (r = asn1_der_coding(root, "", NULL, &len, NULL)) != ASN1_MEM_ERROR) {
 		rc = est_fail(e, EST_EINTERNAL, "csrattrs: %s", asn1_strerror(r));

@@ -578,6 +578,7 @@ auth_reenroll(struct ctx *c)
 {
 	struct est_reg_cert cert;
 	struct est_reg_device dev;
+	enum est_dev_status status;
 	struct est_error e;
 	char why[200];
 
@@ -600,10 +601,11 @@ auth_reenroll(struct ctx *c)
 	}
 	if (c->srv->reg.ops->device_get(c->srv->reg.ctx, cert.thing_name, &dev, &e) < 0)
 		return fail_internal(c, &e);
+	status = dev.status;
 	est_reg_device_clear(&dev);
-	if (dev.status != EST_DEV_ACTIVE) {
+	if (status != EST_DEV_ACTIVE) {
 		snprintf(why, sizeof(why), "thing '%s' is %s", cert.thing_name,
-			 est_dev_status_names[dev.status]);
+			 est_dev_status_names[status]);
 		return refuse(c, 403, why);
 	}
 	return 0;
@@ -792,6 +794,7 @@ static int
 registry_check(struct ctx *c)
 {
 	struct est_reg_device dev;
+	enum est_dev_status status;
 	struct est_error e;
 	char why[300];
 
@@ -799,14 +802,15 @@ registry_check(struct ctx *c)
 		return 0;
 	if (c->srv->reg.ops->device_get(c->srv->reg.ctx, c->profile.thing_name, &dev, &e) < 0)
 		return fail_internal(c, &e);
+	status = dev.status;
 	est_reg_device_clear(&dev);
-	if (dev.status == EST_DEV_ACTIVE) {
+	if (status == EST_DEV_ACTIVE) {
 		snprintf(why, sizeof(why), "thing '%s' is already registered: only its current "
 			 "certificate (simplereenroll) or an operator can replace it",
 			 c->profile.thing_name);
 		return refuse(c, 403, why);
 	}
-	if (dev.status == EST_DEV_REVOKED) {
+	if (status == EST_DEV_REVOKED) {
 		snprintf(why, sizeof(why), "thing '%s' is revoked", c->profile.thing_name);
 		return refuse(c, 403, why);
 	}
