@@ -697,6 +697,28 @@ csr_parse(struct ctx *c)
 	return 0;
 }
 
+/* GnuTLS returns the challengePassword escaped as an RFC 4514 value ("\\+"
+ * for '+', or "\\2B"): undo that in place. */
+static void
+unescape_4514(char *s)
+{
+	char *w = s;
+	unsigned v;
+
+	for (; *s; s++) {
+		if (*s == '\\' && isxdigit((unsigned char)s[1]) && isxdigit((unsigned char)s[2]) &&
+		    sscanf(s + 1, "%2x", &v) == 1) {
+			*w++ = (char)v;
+			s += 2;
+		} else if (*s == '\\' && s[1] != '\0') {
+			*w++ = *++s;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
 /* RFC 7030 3.5: the challengePassword carries the channel binding, base64. */
 static int
 pop_check(struct ctx *c)
@@ -717,6 +739,7 @@ pop_check(struct ctx *c)
 		return refuse(c, 403, "proof of possession: the CSR has no challengePassword "
 			      "carrying the TLS channel binding (RFC 7030 3.5)");
 	pw[n] = '\0';
+	unescape_4514(pw);
 	if (est_b64_encode(c->req->channel_binding, c->req->channel_binding_len, 0, &want, &e) < 0)
 		return fail_internal(c, &e);
 	ok = strlen(pw) == want.size && memeql_sec(pw, want.data, want.size);

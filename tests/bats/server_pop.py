@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 
-port, cafile, estctl, key = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+port, cafile, estctl, key, thing = sys.argv[1:6]
 ctx = ssl.create_default_context(cafile=cafile)
 ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 conn = http.client.HTTPSConnection("127.0.0.1", int(port), context=ctx)
@@ -20,7 +20,7 @@ with tempfile.TemporaryDirectory() as d:
     chal = os.path.join(d, "chal")
     with open(chal, "w") as f:
         f.write(base64.b64encode(cb).decode() + "\n")
-    der = subprocess.run([estctl, "mkcsr", "--key", key, "--thing", "DeviceAlpha",
+    der = subprocess.run([estctl, "mkcsr", "--key", key, "--thing", thing,
                           "--challenge-file", chal, "--der"], check=True,
                          stdout=subprocess.PIPE).stdout
 auth = base64.b64encode(b"alice:pw").decode()
