@@ -210,7 +210,6 @@ print_profile(const struct result *r)
 		printf("profile:    none\n");
 		return;
 	}
-	printf("profile:\n");
 	est_profile_print(&r->profile, stdout);
 }
 

@@ -21,6 +21,23 @@ looks_pem(const gnutls_datum_t *d)
 	return false;
 }
 
+/* GnuTLS refuses a whole certificate that has an extension under the profile
+ * OID (its 128-bit arc, docs/DECISIONS.md): say that, not "not a certificate". */
+static bool
+has_profile_oid(const gnutls_datum_t *d)
+{
+	gnutls_datum_t der = { NULL, 0 };
+	bool found;
+
+	if (looks_pem(d) && gnutls_pem_base64_decode2("CERTIFICATE", d, &der) < 0)
+		return false;
+	found = looks_pem(d) ? memmem(der.data, der.size, est_profile_oid_der,
+				      EST_PROFILE_OID_DER_LEN) != NULL
+		: memmem(d->data, d->size, est_profile_oid_der, EST_PROFILE_OID_DER_LEN) != NULL;
+	gnutls_free(der.data);
+	return found;
+}
+
 int
 est_cert_parse_bundle(const gnutls_datum_t *data, const char *name, struct est_cert_list *l,
 		      struct est_error *e)
@@ -37,6 +54,10 @@ est_cert_parse_bundle(const gnutls_datum_t *data, const char *name, struct est_c
 		return est_fail(e, EST_EINTERNAL, "%s: out of memory", name);
 	if (rc < 0 || n == 0) {
 		gnutls_free(crts);
+		if (rc < 0 && has_profile_oid(data))
+			return est_fail(e, EST_EDATA, "%s: carries the device-profile extension "
+					"%s, whose 128-bit arc GnuTLS %s cannot parse", name,
+					EST_PROFILE_OID, gnutls_check_version(NULL));
 		return est_fail(e, EST_EDATA, "%s: not a certificate (PEM or DER): %s", name,
 				rc < 0 ? gnutls_strerror(rc) : "none found");
 	}

@@ -18,13 +18,6 @@ extern const asn1_static_node csr_asn1_tab[];
 #define EXT_REQUEST_OID "1.2.840.113549.1.9.14"
 #define MAX_EXTENSIONS 64
 
-/* DER of the profile OID (tag, length, arcs), as OpenSSL encodes
- * 2.25.335185497663826327032788806889900675368. GnuTLS cannot encode or
- * decode its 128-bit arc (see lib/csr.asn), so it is matched as bytes. */
-static const unsigned char profile_oid_der[] = {
-	0x06, 0x14, 0x69, 0x83, 0xf8, 0xaa, 0xb0, 0xbc, 0xb5, 0xa2, 0xba, 0xa6,
-	0xe5, 0x86, 0xca, 0xd7, 0xc9, 0xac, 0x8e, 0xa4, 0xa2, 0x28,
-};
 
 static asn1_node defs;
 static int defs_rc = ASN1_SUCCESS;
@@ -219,7 +212,7 @@ set_extensions(gnutls_x509_crq_t crq, const struct est_profile *p, const char *c
 		if ((rc = write_extension(node, san_oid_der, sizeof(san_oid_der), &san)) != 0)
 			goto asn1_error;
 	}
-	if ((rc = write_extension(node, profile_oid_der, sizeof(profile_oid_der), &prof)) != 0 ||
+	if ((rc = write_extension(node, est_profile_oid_der, EST_PROFILE_OID_DER_LEN, &prof)) != 0 ||
 	    (rc = asn1_der_coding(node, "", NULL, &len, NULL)) != ASN1_MEM_ERROR)
 		goto asn1_error;
 	if ((all.data = gnutls_malloc((size_t)len)) == NULL) {
@@ -412,8 +405,8 @@ oid_matches(const unsigned char *der, int len, const char *oid)
 	int n = sizeof(dotted), ok = 0;
 
 	if (strcmp(oid, EST_PROFILE_OID) == 0)
-		return len == (int)sizeof(profile_oid_der) &&
-		       memcmp(der, profile_oid_der, sizeof(profile_oid_der)) == 0;
+		return len == (int)EST_PROFILE_OID_DER_LEN &&
+		       memcmp(der, est_profile_oid_der, EST_PROFILE_OID_DER_LEN) == 0;
 	if (new_node("EstCsr.ObjectId", &node, NULL) < 0)
 		return 0;
 	if (asn1_der_decoding(&node, der, len, NULL) == ASN1_SUCCESS &&

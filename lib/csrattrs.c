@@ -71,7 +71,7 @@ add_oid(asn1_node defs, asn1_node out, const char *oid)
 	asn1_node n = NULL;
 	int r, len = sizeof(buf);
 
-	if ((r = asn1_create_element(defs, "CsrAttrs.AttrOrOID", &n)) == ASN1_SUCCESS &&
+	if ((r = asn1_create_element(defs, "CSRATTRS.AttrOrOID", &n)) == ASN1_SUCCESS &&
 	    (r = asn1_write_value(n, "", "oid", 1)) == ASN1_SUCCESS &&
 	    (r = asn1_write_value(n, "oid", oid, 1)) == ASN1_SUCCESS &&
 	    (r = asn1_der_coding(n, "", buf, &len, NULL)) == ASN1_SUCCESS)
@@ -88,7 +88,7 @@ add_attr(asn1_node defs, asn1_node out, const char *type, const unsigned char *v
 	asn1_node n = NULL;
 	int r, len = sizeof(buf);
 
-	if ((r = asn1_create_element(defs, "CsrAttrs.AttrOrOID", &n)) == ASN1_SUCCESS &&
+	if ((r = asn1_create_element(defs, "CSRATTRS.AttrOrOID", &n)) == ASN1_SUCCESS &&
 	    (r = asn1_write_value(n, "", "attribute", 1)) == ASN1_SUCCESS &&
 	    (r = asn1_write_value(n, "attribute.type", type, 1)) == ASN1_SUCCESS &&
 	    (r = asn1_write_value(n, "attribute.values", "NEW", 1)) == ASN1_SUCCESS &&
@@ -110,10 +110,10 @@ fill(asn1_node defs, asn1_node out, const struct want *w, int pop)
 		return r;
 	if (w->curve != NULL || w->rsa_bits) {
 		if (w->curve != NULL)
-			r = der_of(defs, "CsrAttrs.Oid", w->curve, 1, val, &vlen);
+			r = der_of(defs, "CSRATTRS.AttrValueOID", w->curve, 1, val, &vlen);
 		else {
 			snprintf(bits, sizeof(bits), "%d", w->rsa_bits);
-			r = der_of(defs, "CsrAttrs.KeySize", bits, 0, val, &vlen);
+			r = der_of(defs, "CSRATTRS.KeySize", bits, 0, val, &vlen);
 		}
 		if (r != ASN1_SUCCESS ||
 		    (r = add_attr(defs, out, w->key_oid, val, vlen)) != ASN1_SUCCESS)
@@ -139,7 +139,7 @@ est_csrattrs_build(enum est_key_type kt, int pop, gnutls_datum_t *out, struct es
 	if ((unsigned)kt >= EST_KEY__MAX || wants[kt].key_oid == NULL)
 		return est_fail(e, EST_EINTERNAL, "csrattrs: no key type to ask for");
 	if ((r = asn1_array2tree(csrattrs_asn1_tab, &defs, NULL)) != ASN1_SUCCESS ||
-	    (r = asn1_create_element(defs, "CsrAttrs.CsrAttrsOut", &root)) != ASN1_SUCCESS ||
+	    (r = asn1_create_element(defs, "CSRATTRS.CsrAttrsOut", &root)) != ASN1_SUCCESS ||
 	    (r = fill(defs, root, &wants[kt], pop)) != ASN1_SUCCESS ||
 	    (r = asn1_der_coding(root, "", NULL, &len, NULL)) != ASN1_MEM_ERROR) {
 		rc = est_fail(e, EST_EINTERNAL, "csrattrs: %s", asn1_strerror(r));

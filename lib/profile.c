@@ -14,6 +14,11 @@
 
 extern const asn1_static_node profile_asn1_tab[];
 
+const unsigned char est_profile_oid_der[EST_PROFILE_OID_DER_LEN] = {
+	0x06, 0x14, 0x69, 0x83, 0xf8, 0xaa, 0xb0, 0xbc, 0xb5, 0xa2, 0xba, 0xa6,
+	0xe5, 0x86, 0xca, 0xd7, 0xc9, 0xac, 0x8e, 0xa4, 0xa2, 0x28,
+};
+
 const char *const est_action_names[EST_ACT__MAX] = {
 	[EST_ACT_CONNECT] = "connect",
 	[EST_ACT_PUBLISH] = "publish",
@@ -474,12 +479,8 @@ est_profile_print(const struct est_profile *p, FILE *f)
 {
 	size_t i, j;
 
-	fprintf(f, "ThingName: %s\n", p->thing_name ? p->thing_name : "");
-	fprintf(f, "profile version: %ld\n", p->version);
-	if (p->npermissions == 0)
-		fputs("permissions: none\n", f);
-	else
-		fputs("permissions:\n", f);
+	fprintf(f, "profile:    %s (version %ld)%s\n", p->thing_name ? p->thing_name : "",
+		p->version, p->npermissions == 0 ? ", no permissions" : "");
 	for (i = 0; i < p->npermissions; i++) {
 		fprintf(f, "  %-9s %-5s", est_action_names[p->permissions[i].action],
 			est_effect_names[p->permissions[i].effect]);

@@ -13,6 +13,11 @@
 #include "err.h"
 
 #define EST_PROFILE_OID "2.25.335185497663826327032788806889900675368"
+/* The profile OID's DER (tag, length, arcs), as OpenSSL encodes it. GnuTLS
+ * cannot encode or decode its 128-bit arc (docs/DECISIONS.md), so estctl
+ * writes and matches it as bytes. */
+#define EST_PROFILE_OID_DER_LEN 22
+extern const unsigned char est_profile_oid_der[EST_PROFILE_OID_DER_LEN];
 #define EST_LEGACY_PROFILE_OID "0.5.100.101.105.116.115"
 #define EST_THING_NAME_MAX 128
 

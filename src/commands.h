@@ -3,6 +3,8 @@
 #ifndef EST_COMMANDS_H
 #define EST_COMMANDS_H
 
+int cmd_cacerts(int argc, char **argv);
+int cmd_csrattrs(int argc, char **argv);
 int cmd_encrypt(int argc, char **argv);
 int cmd_enroll(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);

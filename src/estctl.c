@@ -18,6 +18,8 @@ struct est_cmd {
 };
 
 static const struct est_cmd commands[] = {     /* sorted */
+	{ "cacerts", cmd_cacerts, "get the CA certificates of an EST server" },
+	{ "csrattrs", cmd_csrattrs, "list the attributes an EST server wants in CSRs" },
 	{ "encrypt", cmd_encrypt, "seal a CSR under an enrollment key (or open one with -d)" },
 	{ "enroll",  cmd_enroll,  "enroll the devices of a config file with an EST server" },
 	{ "keygen",  cmd_keygen,  "generate a device key or an enrollment key" },

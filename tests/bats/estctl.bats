@@ -5,14 +5,14 @@ load helper
 
 @test "estctl --help lists every verb" {
 	run -0 estctl --help
-	for v in encrypt enroll keygen mkcsr rotate server verify; do
+	for v in cacerts csrattrs encrypt enroll keygen mkcsr rotate server verify; do
 		assert_output --partial "  $v "
 	done
 }
 
 @test "estctl --list-commands prints one verb per line, sorted" {
 	run -0 estctl --list-commands
-	assert_output "$(printf '%s\n' encrypt enroll keygen mkcsr rotate server verify)"
+	assert_output "$(printf '%s\n' cacerts csrattrs encrypt enroll keygen mkcsr rotate server verify)"
 }
 
 @test "estctl --version names the version and GnuTLS" {

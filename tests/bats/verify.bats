@@ -221,18 +221,14 @@ print(json.dumps(v))' "$1"
 	assert_equal "$(json_field expires_within)" null
 }
 
-@test "verify shows the device profile carried by a certificate" {
-	profile_oid_decodable || skip "libtasn1 cannot decode the 128-bit arc of $VERIFY_PROFILE_OID"
-	run -0 estctl verify "$F/prof.pem" --cacert "$F/ca.pem" --key "$F/prof.key"
-	assert_output --partial "DeviceAlpha"
-	assert_output --partial "client/DeviceAlpha"
-	assert_output --partial "topic/DeviceAlpha/debug"
-	run -0 --separate-stderr estctl verify "$F/prof.pem" --cacert "$F/ca.pem" --json
-	assert_equal "$(json_field profile.thing_name)" '"DeviceAlpha"'
-	assert_equal "$(json_field profile.permissions.1.action)" '"publish"'
-	assert_equal "$(json_field profile.permissions.1.effect)" '"deny"'
-	assert_equal "$(json_field profile.permissions.1.resources)" \
-		'["topic/DeviceAlpha/telemetry", "topic/DeviceAlpha/debug"]'
+@test "verify names the GnuTLS limit on a certificate carrying the profile OID" {
+	# OpenSSL writes and reads the 128-bit arc; GnuTLS 3.7 refuses the whole
+	# certificate (docs/DECISIONS.md). estctl says why instead of "not a certificate".
+	run openssl x509 -in "$F/prof.pem" -noout -text
+	assert_output --partial "$VERIFY_PROFILE_OID"
+	run -65 --separate-stderr estctl verify "$F/prof.pem" --cacert "$F/ca.pem"
+	assert_one_line_error
+	[[ "$stderr" == *"prof.pem: carries the device-profile extension $VERIFY_PROFILE_OID, whose 128-bit arc GnuTLS"*"cannot parse" ]] || fail "$stderr"
 }
 
 @test "verify shows the profile of the seed's legacy extension" {
@@ -309,7 +305,6 @@ print(json.dumps(v))' "$1"
 }
 
 @test "verify --csr shows the profile a CSR asks for" {
-	profile_oid_decodable || skip "libtasn1 cannot decode the 128-bit arc of $VERIFY_PROFILE_OID"
 	run -0 --separate-stderr estctl verify --csr "$F/reqprof.csr" --json
 	assert_equal "$(json_field profile.thing_name)" '"DeviceAlpha"'
 	assert_equal "$(json_field profile.permissions.0.resources)" '["client/DeviceAlpha"]'

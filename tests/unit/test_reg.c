@@ -1,0 +1,331 @@
+/* Unit tests of the SQLite registry: schema and version, the commit rules
+ * (takeover, revoked, re-enrollment), savepoints per record, revoke, reset,
+ * approvals, unreturn; cross-checked with the sqlite3 command-line tool. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+#include "reg.h"
+#include "tap.h"
+
+static char dir[] = "/tmp/test_reg.XXXXXX";
+static char db[300];
+
+static struct est_commit_rec
+rec(enum est_commit_mode mode, const char *thing, const char *serial, const char *cur)
+{
+	return (struct est_commit_rec){
+		.mode = mode, .thing_name = thing, .profile_json = "{\"thingName\":\"x\"}",
+		.iot_policy_json = "{\"Version\":\"2012-10-17\"}",
+		.cert = { .serial_hex = serial, .not_before = 1000, .not_after = 5000,
+			  .key_sha256 = "ab", .pem = "-----BEGIN CERTIFICATE-----\n" },
+		.current_serial = cur,
+	};
+}
+
+/* Commit one record alone; its outcome's rc (or the batch failure). */
+static int
+commit1(struct est_registry *r, struct est_commit_rec rc1, long long batch, struct est_error *e)
+{
+	const struct est_commit_rec *p = &rc1;
+	struct est_reg_outcome out;
+	int rc;
+
+	if ((rc = r->ops->commit_batch(r->ctx, &p, 1, batch, &out, e)) < 0)
+		return rc;
+	if (out.rc < 0)
+		*e = out.err;
+	return out.rc;
+}
+
+/* The sqlite3 tool's one-line answer to QUERY on the registry. */
+static void
+cli(const char *query, char *out, size_t size)
+{
+	char cmd[600];
+	FILE *p;
+
+	out[0] = '\0';
+	snprintf(cmd, sizeof(cmd), "sqlite3 '%s' \"%s\"", db, query);
+	if ((p = popen(cmd, "r")) == NULL)
+		return;
+	if (fgets(out, (int)size, p) != NULL)
+		out[strcspn(out, "\n")] = '\0';
+	pclose(p);
+}
+
+static void
+test_open(void)
+{
+	char path[300], got[64];
+	struct est_registry r;
+	struct est_error e;
+	struct stat st;
+	sqlite3 *h;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/missing.db", dir);
+	tap_ok(est_reg_sqlite_open(path, 0, &r, &e) == -EST_ENOINPUT, "a missing registry is no input");
+	rc = est_reg_sqlite_open(db, 1, &r, &e);
+	est_reg_close(&r);
+	tap_ok(rc == 0 && stat(db, &st) == 0 && (st.st_mode & 0777) == 0600,
+	       "a new registry is created with mode 0600");
+	cli("PRAGMA journal_mode", got, sizeof(got));
+	tap_ok(strcmp(got, "wal") == 0, "the registry is in WAL mode (sqlite3 says %s)", got);
+	cli("PRAGMA user_version", got, sizeof(got));
+	tap_ok(strcmp(got, "1") == 0, "the schema is version 1");
+	tap_ok(est_reg_sqlite_open(db, 0, &r, &e) == 0, "an existing registry opens without create");
+	est_reg_close(&r);
+
+	snprintf(path, sizeof(path), "%s/newer.db", dir);
+	sqlite3_open(path, &h);
+	sqlite3_exec(h, "PRAGMA user_version = 7", NULL, NULL, NULL);
+	sqlite3_close(h);
+	rc = est_reg_sqlite_open(path, 1, &r, &e);
+	tap_ok(rc == -EST_ECONFIG && strstr(e.msg, "schema version 7 is newer") != NULL,
+	       "a newer schema is refused as configuration (%s)", e.msg);
+	snprintf(path, sizeof(path), "%s/other.db", dir);
+	sqlite3_open(path, &h);
+	sqlite3_exec(h, "CREATE TABLE t(x)", NULL, NULL, NULL);
+	sqlite3_close(h);
+	rc = est_reg_sqlite_open(path, 1, &r, &e);
+	tap_ok(rc == -EST_ECONFIG && strstr(e.msg, "not an estctl registry") != NULL,
+	       "another application's database is refused");
+}
+
+/* The rules of one thing's life, one step at a time. */
+static void
+test_rules(struct est_registry *r)
+{
+	static const struct {
+		enum est_commit_mode mode;
+		const char *serial, *cur;
+		int rc;
+		const char *msg;
+		enum est_dev_status after;
+	} steps[] = {
+		{ EST_COMMIT_REENROLL, "01", "00", -EST_EREFUSED, "thing 'Alpha' is not registered", EST_DEV_NONE },
+		{ EST_COMMIT_NEW, "a1", NULL, 0, NULL, EST_DEV_ACTIVE },
+		{ EST_COMMIT_NEW, "a2", NULL, -EST_EREFUSED, "thing 'Alpha' is already registered", EST_DEV_ACTIVE },
+		{ EST_COMMIT_REENROLL, "a3", "ff", -EST_EREFUSED, "thing 'Alpha': certificate ff is not its current certificate", EST_DEV_ACTIVE },
+		{ EST_COMMIT_REENROLL, "a4", "A1", 0, NULL, EST_DEV_ACTIVE },
+		{ EST_COMMIT_REENROLL, "a5", "a1", -EST_EREFUSED, "thing 'Alpha': certificate a1 is not its current certificate", EST_DEV_ACTIVE },
+		{ EST_COMMIT_OPERATOR, "a6", NULL, 0, NULL, EST_DEV_ACTIVE },
+		{ EST_COMMIT_NEW, "a6", NULL, -EST_EREFUSED, "thing 'Alpha' is already registered", EST_DEV_ACTIVE },
+	};
+	struct est_reg_device d;
+	struct est_error e;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		memset(&e, 0, sizeof(e));
+		rc = commit1(r, rec(steps[i].mode, "Alpha", steps[i].serial, steps[i].cur), 1, &e);
+		r->ops->device_get(r->ctx, "Alpha", &d, &e);
+		tap_ok(rc == steps[i].rc && (steps[i].msg == NULL || strcmp(e.msg, steps[i].msg) == 0) &&
+		       d.status == steps[i].after, "step %zu: %s %s -> %s", i + 1,
+		       steps[i].mode == EST_COMMIT_NEW ? "new" : steps[i].mode == EST_COMMIT_REENROLL ?
+		       "reenroll" : "operator", steps[i].serial, rc == 0 ? "issued" : e.msg);
+	}
+	r->ops->device_get(r->ctx, "Alpha", &d, &e);
+	tap_ok(strcmp(d.cert.serial_hex, "a6") == 0 && d.cert.not_after == 5000,
+	       "the device's current certificate is the last one issued");
+}
+
+static void
+test_cert_states(struct est_registry *r)
+{
+	static const struct {
+		const char *serial;
+		enum est_cert_status status;
+		const char *supersedes;
+	} want[] = {
+		{ "a1", EST_CERT_SUPERSEDED, "" }, { "a4", EST_CERT_SUPERSEDED, "a1" },
+		{ "a6", EST_CERT_ACTIVE, "a4" }, { "a2", EST_CERT_NONE, "" }, { "a3", EST_CERT_NONE, "" },
+	};
+	struct est_reg_cert c;
+	struct est_error e;
+	char got[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		r->ops->cert_get(r->ctx, want[i].serial, &c, &e);
+		tap_ok(c.status == want[i].status && strcmp(c.supersedes, want[i].supersedes) == 0,
+		       "certificate %s is %s", want[i].serial, est_cert_status_names[want[i].status]);
+	}
+	cli("SELECT count(*) FROM certificates WHERE status='active' AND thing_name='Alpha'",
+	    got, sizeof(got));
+	tap_ok(strcmp(got, "1") == 0, "sqlite3 sees exactly one active certificate for the thing");
+}
+
+/* A refused record and a duplicate serial in the middle of a batch fail
+ * alone; their neighbours are committed. */
+static void
+test_batch_savepoints(struct est_registry *r)
+{
+	struct est_commit_rec recs[] = {
+		rec(EST_COMMIT_NEW, "B1", "b1", NULL),
+		rec(EST_COMMIT_NEW, "Alpha", "b2", NULL),      /* takeover: refused */
+		rec(EST_COMMIT_NEW, "B3", "b1", NULL),         /* duplicate serial */
+		rec(EST_COMMIT_NEW, "B4", "b4", NULL),
+	};
+	const struct est_commit_rec *p[4] = { &recs[0], &recs[1], &recs[2], &recs[3] };
+	struct est_reg_outcome out[4];
+	struct est_reg_device d;
+	struct est_error e;
+	char got[64];
+	int rc;
+
+	rc = r->ops->commit_batch(r->ctx, p, 4, 2, out, &e);
+	tap_ok(rc == 0 && out[0].rc == 0 && out[0].registered && out[1].rc == -EST_EREFUSED &&
+	       out[2].rc < 0 && out[2].rc != -EST_EREFUSED && out[3].rc == 0,
+	       "a batch commits its good records around a refused one and a duplicate serial");
+	r->ops->device_get(r->ctx, "B3", &d, &e);
+	tap_ok(d.status == EST_DEV_NONE, "the failed record left no device behind");
+	cli("SELECT group_concat(thing_name) FROM (SELECT thing_name FROM certificates WHERE batch=2"
+	    " ORDER BY thing_name)", got, sizeof(got));
+	tap_ok(strcmp(got, "B1,B4") == 0, "sqlite3 sees the batch's two certificates (%s)", got);
+	cli("PRAGMA foreign_key_check", got, sizeof(got));
+	tap_ok(got[0] == '\0', "no foreign key is broken");
+}
+
+static int
+count_dev(const struct est_reg_device *d, void *arg)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+count_cert(const struct est_reg_cert *c, void *arg)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void
+test_operator(struct est_registry *r)
+{
+	struct est_reg_device d;
+	struct est_error e;
+	int n = 0, rc;
+
+	tap_ok(r->ops->revoke(r->ctx, "Nobody", &e) == -EST_ENOINPUT, "revoking an unknown thing is no input");
+	rc = r->ops->revoke(r->ctx, "Alpha", &e);
+	r->ops->device_get(r->ctx, "Alpha", &d, &e);
+	tap_ok(rc == 0 && d.status == EST_DEV_REVOKED && d.cert.serial_hex[0] == '\0',
+	       "revoke leaves the device revoked with no active certificate");
+	tap_ok(commit1(r, rec(EST_COMMIT_REENROLL, "Alpha", "c1", "a6"), 3, &e) == -EST_EREFUSED &&
+	       strcmp(e.msg, "thing 'Alpha' is revoked") == 0, "a revoked thing cannot re-enroll");
+	tap_ok(commit1(r, rec(EST_COMMIT_OPERATOR, "Alpha", "c2", NULL), 3, &e) == -EST_EREFUSED,
+	       "an operator issuance does not undo a revocation");
+	tap_ok(r->ops->revoke(r->ctx, "Alpha", &e) == 0, "revoking twice is harmless");
+	rc = r->ops->reset(r->ctx, "Alpha", &e);
+	r->ops->device_get(r->ctx, "Alpha", &d, &e);
+	tap_ok(rc == 0 && d.status == EST_DEV_RESET, "reset moves a revoked device to reset");
+	tap_ok(commit1(r, rec(EST_COMMIT_NEW, "Alpha", "c3", NULL), 3, &e) == 0,
+	       "after a reset a new key enrolls");
+	rc = r->ops->show(r->ctx, "Alpha", &d, count_cert, &n, &e);
+	tap_ok(rc == 0 && n == 4 && d.profile_json != NULL && strstr(d.iot_policy_json, "2012") != NULL,
+	       "show gives the profile, the policy and the whole history (%d certificates)", n);
+	est_reg_device_clear(&d);
+	tap_ok(r->ops->show(r->ctx, "Nobody", &d, count_cert, &n, &e) == -EST_ENOINPUT &&
+	       strcmp(e.msg, "thing 'Nobody' is not registered") == 0, "show of an unknown thing");
+	n = 0;
+	tap_ok(r->ops->list(r->ctx, 0, count_dev, &n, &e) == 0 && n == 3, "list gives every device");
+	n = 0;
+	commit1(r, (struct est_commit_rec){ .mode = EST_COMMIT_NEW, .thing_name = "Late",
+		.profile_json = "{}", .iot_policy_json = "{}", .cert = { .serial_hex = "d1",
+		.not_before = 1, .not_after = 99999, .key_sha256 = "cd", .pem = "x" } }, 3, &e);
+	tap_ok(r->ops->list(r->ctx, 6000, count_dev, &n, &e) == 0 && n == 3,
+	       "list --expiring leaves out a certificate valid beyond the limit");
+}
+
+static void
+test_approvals(struct est_registry *r)
+{
+	struct est_commit_rec a = rec(EST_COMMIT_NEW, "Gated", "e1", NULL);
+	enum est_approval st = EST_APPROVAL__MAX;
+	struct est_error e;
+
+	a.consume_approval = 1;
+	r->ops->approval_state(r->ctx, "Gated", &st, &e);
+	tap_ok(st == EST_APPROVAL_NONE, "no approval before a request");
+	r->ops->approval_request(r->ctx, "Gated", &st, &e);
+	tap_ok(st == EST_APPROVAL_PENDING, "a request is pending");
+	tap_ok(commit1(r, a, 4, &e) == -EST_EREFUSED && strcmp(e.msg, "thing 'Gated' is not approved") == 0,
+	       "an enrollment needing approval is refused while pending");
+	r->ops->approve(r->ctx, "Gated", "ops", &e);
+	r->ops->approval_request(r->ctx, "Gated", &st, &e);
+	tap_ok(st == EST_APPROVAL_APPROVED, "approve approves, and a repeated request keeps it");
+	tap_ok(commit1(r, a, 4, &e) == 0, "the approved enrollment is issued");
+	r->ops->approval_state(r->ctx, "Gated", &st, &e);
+	tap_ok(st == EST_APPROVAL_NONE, "the enrollment consumed the approval");
+}
+
+static void
+test_unreturn(struct est_registry *r)
+{
+	const char *s2[] = { "f2" }, *s1[] = { "f1" };
+	struct est_reg_cert c;
+	struct est_reg_device d;
+	struct est_error e;
+	long long max = 0;
+	char **serials = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	commit1(r, rec(EST_COMMIT_NEW, "Undo", "f1", NULL), 10, &e);
+	commit1(r, rec(EST_COMMIT_REENROLL, "Undo", "f2", "f1"), 11, &e);
+	rc = r->ops->batches_after(r->ctx, 9, &max, &serials, &n, &e);
+	tap_ok(rc == 0 && max == 11 && n == 2 && strcmp(serials[0], "f1") == 0 &&
+	       strcmp(serials[1], "f2") == 0, "batches_after lists the certificates of later batches");
+	for (i = 0; i < n; i++)
+		free(serials[i]);
+	free(serials);
+	rc = r->ops->unreturn(r->ctx, s2, 1, &e);
+	r->ops->device_get(r->ctx, "Undo", &d, &e);
+	r->ops->cert_get(r->ctx, "f2", &c, &e);
+	tap_ok(rc == 0 && c.status == EST_CERT_UNRETURNED && d.status == EST_DEV_ACTIVE &&
+	       strcmp(d.cert.serial_hex, "f1") == 0,
+	       "unreturning a re-enrollment gives the device back its previous certificate");
+	rc = r->ops->unreturn(r->ctx, s1, 1, &e);
+	r->ops->device_get(r->ctx, "Undo", &d, &e);
+	tap_ok(rc == 0 && d.status == EST_DEV_RESET && d.cert.serial_hex[0] == '\0',
+	       "unreturning a first enrollment frees the thing");
+	tap_ok(commit1(r, rec(EST_COMMIT_NEW, "Undo", "f3", NULL), 12, &e) == 0,
+	       "and a new key may enroll it");
+}
+
+int
+main(void)
+{
+	struct est_registry r;
+	struct est_error e;
+	char cmd[300];
+
+	if (mkdtemp(dir) == NULL)
+		return 99;
+	snprintf(db, sizeof(db), "%s/registry.db", dir);
+	test_open();
+	if (est_reg_sqlite_open(db, 0, &r, &e) < 0) {
+		tap_ok(0, "open: %s", e.msg);
+		return tap_done();
+	}
+	test_rules(&r);
+	test_cert_states(&r);
+	test_batch_savepoints(&r);
+	test_operator(&r);
+	test_approvals(&r);
+	test_unreturn(&r);
+	est_reg_close(&r);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		tap_diag("could not remove %s", dir);
+	return tap_done();
+}
