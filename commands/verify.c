@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "audit.h"
 #include "cert.h"
 #include "cli.h"
 #include "commands.h"
@@ -18,7 +19,7 @@
 #include "key.h"
 #include "profile.h"
 
-enum { OPT_CACERT = CLI_LONG, OPT_KEY, OPT_AT, OPT_EXPIRES, OPT_CSR, OPT_JSON };
+enum { OPT_CACERT = CLI_LONG, OPT_KEY, OPT_AT, OPT_EXPIRES, OPT_CSR, OPT_JSON, OPT_AUDIT };
 
 static const struct cli_opt opts[] = {
 	{ OPT_CACERT, "cacert", "BUNDLE",
@@ -28,7 +29,8 @@ static const struct cli_opt opts[] = {
 	{ OPT_EXPIRES, "expires-within", "DURATION",
 	  "exit 1 when CERT expires within DURATION (30d, 12h, 90m)" },
 	{ OPT_CSR, "csr", "FILE", "check a CSR's signature and show its profile instead" },
-	/* Further modes (the server's audit log) go here, before the output options. */
+	{ OPT_AUDIT, "audit", "FILE", "check the hash chain of a server audit log instead "
+	  "(exit 1 naming the first broken line)" },
 	{ OPT_JSON, "json", NULL, "print one JSON object instead of text" },
 	{ 0 }
 };
@@ -36,7 +38,8 @@ static const struct cli_opt opts[] = {
 static const struct cli_verb verb = {
 	"verify",
 	"CERT --cacert BUNDLE [--key FILE] [--at TIME] [--expires-within DURATION] [--json]\n"
-	"   or: estctl verify --csr FILE [--json]",
+	"   or: estctl verify --csr FILE [--json]\n"
+	"   or: estctl verify --audit FILE [--json]",
 	"Check a certificate against a CA bundle at a time, its private key, its expiry\n"
 	"and its device profile; or check a CSR's signature and show its profile.",
 	opts,
@@ -44,7 +47,7 @@ static const struct cli_verb verb = {
 };
 
 struct args {
-	const char *cert, *cacert, *key, *csr, *within_arg;
+	const char *cert, *cacert, *key, *csr, *within_arg, *audit;
 	time_t at;
 	long long within;
 	bool json, at_set;
@@ -72,6 +75,11 @@ display(const char *path)
 static int
 check_combination(const struct args *a)
 {
+	if (a->audit != NULL && (a->csr != NULL || a->cert != NULL || a->cacert != NULL ||
+				 a->key != NULL || a->at_set || a->within_arg != NULL))
+		return cli_usage_error(&verb, "--audit takes no other input or check");
+	if (a->audit != NULL)
+		return -1;
 	if (a->csr != NULL && (a->cert != NULL || a->cacert != NULL || a->key != NULL ||
 			       a->at_set || a->within_arg != NULL))
 		return cli_usage_error(&verb, "--csr takes no CERT, --cacert, --key, --at or "
@@ -91,6 +99,7 @@ apply(struct args *a, int o, const char *arg)
 	case OPT_CACERT: a->cacert = arg; break;
 	case OPT_KEY: a->key = arg; break;
 	case OPT_CSR: a->csr = arg; break;
+	case OPT_AUDIT: a->audit = arg; break;
 	case OPT_JSON: a->json = true; break;
 	case OPT_AT:
 		if (est_cert_time_parse(arg, &a->at) < 0)
@@ -415,6 +424,33 @@ out:
 	return rc;
 }
 
+/* The server's audit log: every line's "prev" is the SHA-256 of the line before. */
+static int
+verify_audit(const struct args *a)
+{
+	struct est_error e;
+	unsigned long lines = 0;
+	int rc = est_audit_verify(a->audit, &lines, &e);
+
+	if (rc < 0 && rc != -EST_ENEGATIVE)
+		return cli_fail(&verb, &e);
+	if (a->json) {
+		json_t *j = json_pack("{s:s, s:b, s:I}", "audit", a->audit, "valid", rc == 0,
+				      rc == 0 ? "lines" : "bad_line", (json_int_t)lines);
+
+		if (rc < 0)
+			json_object_set_new(j, "reason", json_string(e.msg));
+		json_dumpf(j, stdout, JSON_PRESERVE_ORDER);
+		putchar('\n');
+		json_decref(j);
+	} else if (rc == 0) {
+		printf("%s: audit chain valid, %lu lines\n", a->audit, lines);
+	} else {
+		printf("%s: audit chain broken: %s\n", a->audit, e.msg);
+	}
+	return rc == 0 ? 0 : 1;
+}
+
 int
 cmd_verify(int argc, char **argv)
 {
@@ -423,5 +459,7 @@ cmd_verify(int argc, char **argv)
 
 	if ((rc = parse_args(argc, argv, &a)) >= 0)
 		return rc;
+	if (a.audit != NULL)
+		return verify_audit(&a);
 	return a.csr != NULL ? verify_csr(&a) : verify_cert(&a);
 }

@@ -117,7 +117,8 @@ est_client_new(const struct est_client_opts *o, struct est_client **out, struct 
 		return est_fail(e, EST_EINTERNAL, "out of memory");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		free(c);
-		return est_fail(e, EST_EINTERNAL, "libcurl cannot start");
+		return est_fail(e, EST_EINTERNAL, "libcurl cannot start: %s",
+				est_curl_load_error() ? est_curl_load_error() : "curl_global_init failed");
 	}
 	if ((rc = client_opts(c, o, e)) < 0)
 		goto out;

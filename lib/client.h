@@ -83,9 +83,13 @@ void est_result_free(struct est_result *r);
 
 struct est_client;
 
+/* Why libcurl could not be loaded (lib/curl_dl.c), or NULL when it was. */
+const char *est_curl_load_error(void);
+
 /* Check O (URL, label, pin, files present) and set up the handles; no
  * network yet. Bad options are EST_ECONFIG; with neither a trust anchor nor a
  * pin nor SYSTEM_STORE the client refuses to start (EST_ECONFIG). */
+
 int est_client_new(const struct est_client_opts *o, struct est_client **out, struct est_error *e);
 
 void est_client_free(struct est_client *c);

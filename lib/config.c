@@ -12,30 +12,6 @@
 /* A config is a few devices' worth of JSON; anything larger is a mistake. */
 #define CONFIG_MAX (4u << 20)
 
-static int add_warning(struct est_client_config *cfg, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int
-add_warning(struct est_client_config *cfg, const char *fmt, ...)
-{
-	char buf[512], *msg, **grown;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if ((msg = strdup(buf)) == NULL)
-		return -EST_EINTERNAL;
-	grown = realloc(cfg->warnings, (cfg->nwarnings + 1) * sizeof(char *));
-	if (grown == NULL) {
-		free(msg);
-		return -EST_EINTERNAL;
-	}
-	cfg->warnings = grown;
-	cfg->warnings[cfg->nwarnings++] = msg;
-	return 0;
-}
-
 int
 est_json_parse(const unsigned char *data, size_t len, const char *name, json_t **out,
 	       struct est_error *e)
@@ -181,7 +157,7 @@ load_details(struct est_client_config *cfg, const json_t *d, struct est_error *e
 			if (strcmp(k, keys[i].key) == 0)
 				break;
 		if (i == sizeof(keys) / sizeof(keys[0])) {
-			if (add_warning(cfg, "unknown key ESTDetails.%s", printable(k)) < 0)
+			if (est_strv_addf(&cfg->warnings, &cfg->nwarnings, "unknown key ESTDetails.%s", printable(k)) < 0)
 				return est_fail(e, EST_EINTERNAL, "out of memory");
 			continue;
 		}
@@ -205,7 +181,7 @@ load_device(struct est_client_config *cfg, size_t i, const json_t *dev, struct e
 		return est_fail(e, EST_EDATA, "Devices[%zu]: expected an object", i);
 	json_object_foreach((json_t *)dev, k, v) {
 		if (strcmp(k, "IoTDetails") != 0 &&
-		    add_warning(cfg, "unknown key Devices[%zu].%s", i, printable(k)) < 0)
+		    est_strv_addf(&cfg->warnings, &cfg->nwarnings, "unknown key Devices[%zu].%s", i, printable(k)) < 0)
 			return est_fail(e, EST_EINTERNAL, "out of memory");
 	}
 	snprintf(where, sizeof(where), "Devices[%zu].IoTDetails", i);
@@ -255,7 +231,7 @@ load_root(struct est_client_config *cfg, const json_t *root, struct est_error *e
 		return est_fail(e, EST_EDATA, "expected a JSON object at the top");
 	json_object_foreach((json_t *)root, k, v) {
 		if (strcmp(k, "ESTDetails") != 0 && strcmp(k, "Devices") != 0 &&
-		    add_warning(cfg, "unknown key %s", printable(k)) < 0)
+		    est_strv_addf(&cfg->warnings, &cfg->nwarnings, "unknown key %s", printable(k)) < 0)
 			return est_fail(e, EST_EINTERNAL, "out of memory");
 	}
 	if ((rc = load_details(cfg, json_object_get(root, "ESTDetails"), e)) < 0)

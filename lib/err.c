@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -68,4 +69,24 @@ est_err_name(enum est_err code)
 	if ((int)code < 0 || code >= EST_ERR__MAX)
 		return "internal";
 	return table[code].name;
+}
+
+int
+est_strv_addf(char ***list, size_t *n, const char *fmt, ...)
+{
+	char **grown, *msg, buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if ((msg = strdup(buf)) == NULL)
+		return -EST_EINTERNAL;
+	if ((grown = realloc(*list, (*n + 1) * sizeof(char *))) == NULL) {
+		free(msg);
+		return -EST_EINTERNAL;
+	}
+	*list = grown;
+	(*list)[(*n)++] = msg;
+	return 0;
 }

@@ -36,6 +36,11 @@ int est_fail(struct est_error *e, enum est_err code, const char *fmt, ...)
 void est_error_prefix(struct est_error *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Append a printf-style line to the string list *LIST of *N entries (config
+ * warnings and the like); 0, or -EST_EINTERNAL when out of memory. */
+int est_strv_addf(char ***list, size_t *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* The documented process exit status for CODE (0, 1, 64..78). */
 int est_exit_code(enum est_err code);
 

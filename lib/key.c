@@ -193,28 +193,37 @@ est_key_load(const char *path, gnutls_privkey_t *out, struct est_error *e)
 }
 
 enum est_key_type
-est_key_type_of(gnutls_privkey_t key)
+est_pubkey_type(gnutls_pubkey_t pub)
 {
 	unsigned bits = 0;
-	int pk = gnutls_privkey_get_pk_algorithm(key, &bits);
 	gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_INVALID;
-	gnutls_pubkey_t pub = NULL;
 
-	switch (pk) {
+	switch (gnutls_pubkey_get_pk_algorithm(pub, &bits)) {
 	case GNUTLS_PK_RSA:
 		return bits == 2048 ? EST_KEY_RSA2048 : bits == 3072 ? EST_KEY_RSA3072
 			: bits == 4096 ? EST_KEY_RSA4096 : EST_KEY__MAX;
 	case GNUTLS_PK_EDDSA_ED25519:
 		return EST_KEY_ED25519;
 	case GNUTLS_PK_ECDSA:
-		if (gnutls_pubkey_init(&pub) == 0 && gnutls_pubkey_import_privkey(pub, key, 0, 0) == 0)
-			gnutls_pubkey_export_ecc_raw(pub, &curve, NULL, NULL);
-		gnutls_pubkey_deinit(pub);
+		if (gnutls_pubkey_export_ecc_raw(pub, &curve, NULL, NULL) < 0)
+			return EST_KEY__MAX;
 		return curve == GNUTLS_ECC_CURVE_SECP256R1 ? EST_KEY_EC_P256
 			: curve == GNUTLS_ECC_CURVE_SECP384R1 ? EST_KEY_EC_P384 : EST_KEY__MAX;
 	default:
 		return EST_KEY__MAX;
 	}
+}
+
+enum est_key_type
+est_key_type_of(gnutls_privkey_t key)
+{
+	gnutls_pubkey_t pub = NULL;
+	enum est_key_type t = EST_KEY__MAX;
+
+	if (gnutls_pubkey_init(&pub) == 0 && gnutls_pubkey_import_privkey(pub, key, 0, 0) == 0)
+		t = est_pubkey_type(pub);
+	gnutls_pubkey_deinit(pub);
+	return t;
 }
 
 gnutls_digest_algorithm_t

@@ -44,6 +44,9 @@ int est_key_parse(const gnutls_datum_t *data, const char *name, gnutls_privkey_t
 /* The type of a loaded key, or EST_KEY__MAX when it is none of ours. */
 enum est_key_type est_key_type_of(gnutls_privkey_t key);
 
+/* The type of a public key (a CSR's or a certificate's), or EST_KEY__MAX. */
+enum est_key_type est_pubkey_type(gnutls_pubkey_t pub);
+
 /* The digest to sign with for KEY: SHA-384 for P-384, SHA-256 otherwise
  * (GNUTLS_DIG_UNKNOWN for Ed25519, which signs the message itself). */
 gnutls_digest_algorithm_t est_key_digest(gnutls_privkey_t key);

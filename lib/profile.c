@@ -639,28 +639,6 @@ est_profile_from_iotdetails(const json_t *iot, const char *where, struct est_pro
 	return rc;
 }
 
-static int warn(char ***w, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int
-warn(char ***w, size_t *n, const char *fmt, ...)
-{
-	char **grown, *msg, buf[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if ((msg = strdup(buf)) == NULL)
-		return -EST_EINTERNAL;
-	if ((grown = realloc(*w, (*n + 1) * sizeof(char *))) == NULL) {
-		free(msg);
-		return -EST_EINTERNAL;
-	}
-	*w = grown;
-	(*w)[(*n)++] = msg;
-	return 0;
-}
-
 /* Keys of OBJ not among the action names, with a hint when only the case differs. */
 static int
 warn_actions(const json_t *obj, const char *where, const char *what, char ***w, size_t *n)
@@ -678,9 +656,9 @@ warn_actions(const json_t *obj, const char *where, const char *what, char ***w, 
 		}
 		if (a < EST_ACT__MAX)
 			continue;
-		if ((hint >= 0 ? warn(w, n, "unknown key %s.%s.%s (did you mean %s?)", where, what,
+		if ((hint >= 0 ? est_strv_addf(w, n, "unknown key %s.%s.%s (did you mean %s?)", where, what,
 				      shown(k) ? k : "?", est_action_config_names[hint])
-		     : warn(w, n, "unknown key %s.%s.%s", where, what, shown(k) ? k : "?")) < 0)
+		     : est_strv_addf(w, n, "unknown key %s.%s.%s", where, what, shown(k) ? k : "?")) < 0)
 			return -EST_EINTERNAL;
 	}
 	return 0;
@@ -702,7 +680,7 @@ est_profile_iotdetails_warnings(const json_t *iot, const char *where, char ***wa
 	json_object_foreach((json_t *)iot, k, v) {
 		if (strcmp(k, "ThingName") != 0 && strcmp(k, "Policies") != 0 &&
 		    strcmp(k, "Topics") != 0 &&
-		    warn(warnings, n, "unknown key %s.%s", where, shown(k) ? k : "?") < 0)
+		    est_strv_addf(warnings, n, "unknown key %s.%s", where, shown(k) ? k : "?") < 0)
 			return -EST_EINTERNAL;
 	}
 	if (json_is_object(pol) && warn_actions(pol, where, "Policies", warnings, n) < 0)
@@ -715,7 +693,7 @@ est_profile_iotdetails_warnings(const json_t *iot, const char *where, char ***wa
 		v = json_object_get(top, est_action_config_names[a]);
 		pv = json_is_object(pol) ? json_object_get(pol, est_action_config_names[a]) : NULL;
 		if (v != NULL && !json_is_null(v) && (pv == NULL || json_is_null(pv)) &&
-		    warn(warnings, n, "%s.Topics.%s: ignored, Policies.%s is %s", where,
+		    est_strv_addf(warnings, n, "%s.Topics.%s: ignored, Policies.%s is %s", where,
 			 est_action_config_names[a], est_action_config_names[a],
 			 pv == NULL ? "absent" : "null") < 0)
 			return -EST_EINTERNAL;

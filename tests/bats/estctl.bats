@@ -73,3 +73,13 @@ print(p.returncode); sys.stdout.write(p.stderr.decode())'
 	assert_line --index 0 74
 	assert_line --index 1 --partial "write failure on standard output"
 }
+
+@test "estctl does not link libcurl, so offline verbs do not pay for loading it" {
+	run -0 ldd "$ESTCTL"
+	refute_output --partial "libcurl"
+	# ...and the verbs that talk to a server load it on first use.
+	run -0 bash -c 'LD_DEBUG=files "$ESTCTL" keygen -o k.pem 2>&1 | grep -c "file=libcurl" || true'
+	assert_output 0
+	run bash -c 'LD_DEBUG=files "$ESTCTL" cacerts --url https://127.0.0.1:1 --cacert /dev/null 2>&1 | grep -c "file=libcurl"'
+	[ "$output" -ge 1 ] || fail "cacerts did not load libcurl: $output"
+}

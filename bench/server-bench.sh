@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# estctl server under load, against the in-process issuance rate measured in
+# the same run (bench/issue_rate, one core): enrollments/s with CLIENTS
+# keep-alive clients and with a new TLS handshake per request, p50/p99
+# latency, server RSS after warm-up and after the run, and a check that every
+# enrollment is in the registry and the audit chain verifies.
+#   bench/server-bench.sh [-b BUILD_DIR] [-n REQUESTS] [-c CLIENTS] [-H HANDSHAKE_REQUESTS]
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=$top/_build n=10000 clients=8 hs=2000
+while getopts b:n:c:H: o; do
+	case $o in
+	b) build=$(cd "$OPTARG" && pwd) ;;
+	n) n=$OPTARG ;;
+	c) clients=$OPTARG ;;
+	H) hs=$OPTARG ;;
+	*) echo "usage: $0 [-b BUILD_DIR] [-n REQUESTS] [-c CLIENTS] [-H HANDSHAKE_REQUESTS]" >&2; exit 64 ;;
+	esac
+done
+make -s -C "$build" estctl bench/estload bench/issue_rate >/dev/null
+E=$build/estctl
+work=$(mktemp -d "${TMPDIR:-/tmp}/estctl-bench.XXXXXX")
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+"$E" server init "$work/st" >/dev/null
+"$E" server --dir "$work/st" --listen 127.0.0.1:0 --threads 16 2>"$work/server.log" &
+pid=$!
+for _ in $(seq 1 200); do
+	port=$(sed -n 's/^estctl server: serving .* on port \([0-9]*\)$/\1/p' "$work/server.log")
+	[ -n "$port" ] && break
+	sleep 0.05
+done
+url=https://127.0.0.1:$port/.well-known/est
+load() {        # CLIENTS REQUESTS MODE PREFIX
+	"$build/bench/estload" "$url" "$work/st/ca/cert.pem" "$work/st/keys/fleet-key-1.key" \
+		fleet-key-1 "$1" "$2" "$3" "$4"
+}
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
+
+echo "warm-up: 1000 enrollments" >&2
+load "$clients" 1000 keepalive warm >/dev/null
+rss0=$(rss)
+echo "keep-alive: $n enrollments, $clients clients" >&2
+ka=$(load "$clients" "$n" keepalive ka)
+rss1=$(rss)
+echo "new handshake per request: $hs enrollments, $clients clients" >&2
+hsj=$(load "$clients" "$hs" handshake hs)
+rss2=$(rss)
+echo "reference: in-process issuance, one thread, 5 s" >&2
+ref=$("$build/bench/issue_rate" 5 1)
+kill -TERM "$pid"; wait "$pid"; pid=
+
+devices=$("$E" server list "$work/st" --json | jq '.devices | length')
+issued=$(grep -c '"event":"certificate_issued"' "$work/st/audit.log")
+"$E" verify --audit "$work/st/audit.log" >/dev/null
+refrate=$(printf '%s' "$ref" | sed -n 's/.*"per_second": *\([0-9.]*\).*/\1/p')
+karate=$(field rate <<<"$ka")
+hsrate=$(field rate <<<"$hsj")
+printf 'reference (in-process, 1 core): %s\n' "$ref"
+printf 'keep-alive:  %s\n' "$ka"
+printf 'handshake:   %s\n' "$hsj"
+printf 'ratio keep-alive / reference: %s\n' "$(echo "scale=2; $karate / $refrate" | bc)"
+printf 'ratio handshake / reference:  %s\n' "$(echo "scale=2; $hsrate / $refrate" | bc)"
+printf 'server RSS KiB: after warm-up %s, after %s keep-alive %s, after handshakes %s\n' \
+	"$rss0" "$n" "$rss1" "$rss2"
+printf 'registry devices %s, audit certificate_issued %s (expected %s), audit chain valid\n' \
+	"$devices" "$issued" "$((1000 + n + hs))"

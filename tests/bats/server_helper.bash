@@ -1,0 +1,118 @@
+# Helpers for server.bats: a state directory, the real server on a free
+# loopback port (port 0, read back from its log), CSRs made with openssl.
+PROFILE_OID=2.25.335185497663826327032788806889900675368
+
+# make_state [init options...]: a fresh state directory in $PWD/st.
+make_state() {
+	estctl server init st "$@" >/dev/null || fail "server init failed"
+	CA=$PWD/st/ca/cert.pem
+	KEYID=fleet-key-1
+}
+
+# edit_config JQ-FILTER: rewrite st/config.json.
+edit_config() {
+	jq "$1" st/config.json > st/config.json.new && mv st/config.json.new st/config.json
+}
+
+# start_server [options...]: run it, wait until it listens, set PORT and URL.
+start_server() {
+	"$ESTCTL" server --dir st --listen 127.0.0.1:0 --threads 4 "$@" \
+		>server.out 2>server.log 3>&- &
+	SERVER_PID=$!
+	local i
+	for i in $(seq 1 600); do
+		PORT=$(sed -n 's/^estctl server: serving .* on port \([0-9]*\)$/\1/p' server.log)
+		[ -n "$PORT" ] && break
+		kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log >&2; fail "server died"; }
+		sleep 0.05
+	done
+	[ -n "$PORT" ] || fail "server did not start"
+	URL=https://127.0.0.1:$PORT/.well-known/est
+}
+
+stop_server() {
+	[ -n "${SERVER_PID:-}" ] || return 0
+	kill -TERM "$SERVER_PID" 2>/dev/null
+	wait "$SERVER_PID"
+	local rc=$?
+	SERVER_PID=
+	return $rc
+}
+
+teardown() {
+	if [ -n "${SERVER_PID:-}" ]; then
+		kill -TERM "$SERVER_PID" 2>/dev/null
+		wait "$SERVER_PID" 2>/dev/null
+	fi
+	return 0
+}
+
+# profile_der THING [ACTION RESOURCE]...: DeviceProfile DER as hex, built by
+# openssl asn1parse -genconf (actions 0 connect 1 publish 2 receive 3 subscribe).
+profile_der() {
+	local thing=$1 n=0
+	shift
+	{
+		echo "asn1=SEQUENCE:profile"
+		echo "[profile]"
+		echo "version=INTEGER:1"
+		echo "thing=UTF8String:$thing"
+		echo "perms=SEQUENCE:perms"
+		echo "[perms]"
+		local i=0
+		for ((i = 1; i <= $# / 2; i++)); do echo "p$i=SEQUENCE:p$i"; done
+		i=1
+		while [ $# -ge 2 ]; do
+			echo "[p$i]"
+			echo "action=ENUMERATED:$1"
+			echo "effect=ENUMERATED:0"
+			echo "res=SEQUENCE:r$i"
+			echo "[r$i]"
+			echo "r=UTF8String:$2"
+			shift 2
+			i=$((i + 1))
+		done
+	} > profile.cnf
+	openssl asn1parse -genconf profile.cnf -out profile.der -noout >/dev/null ||
+		fail "asn1parse -genconf failed"
+	od -An -tx1 profile.der | tr -d ' \n'
+}
+
+# csr KEYFILE THING [SUBJECT] [ACTION RESOURCE]...: a base64 CSR (openssl req)
+# carrying the profile; the key is made when missing.
+csr() {
+	local key=$1 thing=$2 subj=${3:-/CN=$2}
+	shift 3 2>/dev/null || shift $#
+	[ -f "$key" ] || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+		-out "$key" 2>/dev/null
+	local hex
+	hex=$(profile_der "$thing" "$@")
+	openssl req -new -key "$key" -subj "$subj" -addext "$PROFILE_OID=DER:$hex" \
+		-outform DER -out req.der 2>/dev/null || fail "openssl req failed"
+	base64 req.der
+}
+
+# post OP BODYFILE [curl options...]: POST as $CT (default application/pkcs10),
+# headers in hdr, body in body; prints the status.
+post() {
+	local op=$1 body=$2
+	shift 2
+	curl -sS -o body -D hdr -w '%{http_code}' --cacert "$CA" \
+		-H "Content-Type: ${CT:-application/pkcs10}" --data-binary @"$body" "$@" "$URL/$op"
+}
+
+SEALED='application/pkcs7-mime; smime-type=authEnveloped-data'
+
+# header NAME: the value of NAME in hdr (no CR).
+header() {
+	sed -n "s/^$1: //Ip" hdr | tr -d '\r'
+}
+
+# certs_of FILE: the certificates of a certs-only reply as PEM.
+certs_of() {
+	base64 -d "$1" | openssl pkcs7 -inform DER -print_certs
+}
+
+add_user() {
+	printf '%s\n' "$2" | estctl server passwd st "$1" 2>/dev/null || fail "passwd failed"
+}
