@@ -45,7 +45,8 @@ void est_devdir_meta_free(struct est_devdir_meta *m);
  * The window opens at START: NOT_AFTER - BEFORE when BEFORE >= 0, otherwise
  * NOT_BEFORE + AT * lifetime (0 <= AT < 1). The device's jitter J = H mod
  * (M + 1) seconds, with H the first 8 bytes (big-endian) of SHA-256 of the
- * certificate's serial number (SERIAL, LEN: its bytes as GnuTLS returns them)
+ * certificate's serial number (SERIAL, LEN: its DER content octets, as
+ * gnutls_x509_crt_get_serial returns them)
  * and M = min(lifetime / 10, (NOT_AFTER - START) / 2), 0 when START is not
  * before NOT_AFTER: so a fleet spreads over a tenth of the lifetime and the
  * jitter never uses more than half of what is left of the window. Returns
