@@ -16,6 +16,9 @@ edit_config() {
 
 # start_server [options...]: run it, wait until it listens, set PORT and URL.
 start_server() {
+	# Created here, not by the background job's redirection, so the first
+	# look for the port cannot race the job and fail on a missing file.
+	: >server.log
 	"$ESTCTL" server --dir st --listen 127.0.0.1:0 --threads 4 "$@" \
 		>server.out 2>server.log 3>&- &
 	SERVER_PID=$!
