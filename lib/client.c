@@ -2,6 +2,7 @@
  * a share handle so every request to the server reuses connections and TLS
  * sessions. Replies are read in client_reply.c. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -425,8 +426,6 @@ http_status(struct xfer *x, long status, struct est_result *res, struct est_erro
 
 	if (content_type_is(x->h, "text/plain") && x->len > 0)
 		est_client_reason(x->buf, x->len, reason, sizeof(reason));
-	if (reason[0] == '\0')
-		snprintf(reason, sizeof(reason), "no reason given");
 	if (status == 200)
 		return parse_ok(x, res, e);
 	if ((status == 204 || status == 404) && x->op == EST_OP_CSRATTRS)
@@ -434,9 +433,15 @@ http_status(struct xfer *x, long status, struct est_result *res, struct est_erro
 	if (status == 202 && (x->op == EST_OP_SIMPLEENROLL || x->op == EST_OP_SIMPLEREENROLL)) {
 		curl_easy_getinfo(x->h, CURLINFO_RETRY_AFTER, &wait);
 		res->retry_after = !x->retry_after_seen ? RETRY_AFTER_DEFAULT : wait < 1 ? 1 : (long)wait;
-		return est_fail(e, EST_ETEMPFAIL, "%s: the server asks to come back in %ld s", op,
-				res->retry_after);
+		if (reason[0] == '\0')
+			return est_fail(e, EST_ETEMPFAIL, "%s: the server asks to come back in %ld s",
+					op, res->retry_after);
+		/* The reason says what is awaited (an operator's approval). */
+		return est_fail(e, EST_ETEMPFAIL, "%s: the server asks to come back in %ld s (%s)",
+				op, res->retry_after, reason);
 	}
+	if (reason[0] == '\0')
+		snprintf(reason, sizeof(reason), "no reason given");
 	if (status == 401 || status == 403)
 		return est_fail(e, EST_EREFUSED, "%s: refused by the server (%ld): %s", op, status,
 				reason);
@@ -495,9 +500,14 @@ est_client_wait(struct est_client *c, int timeout_ms, struct est_result *res,
 			finish(c, x, m->data.result, res);
 			return 1;
 		}
-		if (c->pending == 0)
-			return 0;
 		left = timeout_ms < 0 ? 1000 : end - now_ms();
+		if (c->pending == 0) {
+			/* A caller waiting out a Retry-After with nothing in flight
+			 * must not spin. */
+			if (timeout_ms > 0 && left > 0)
+				poll(NULL, 0, (int)left);
+			return 0;
+		}
 		if (left <= 0)
 			return 0;
 		if (curl_multi_poll(c->multi, NULL, 0, (int)left, NULL) != CURLM_OK)
