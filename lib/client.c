@@ -253,8 +253,13 @@ set_tls(struct est_client *c, struct xfer *x, const struct est_request *r, int b
 	bad |= curl_easy_setopt(h, CURLOPT_SHARE, c->share) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
-	if (c->cacert != NULL)
+	if (c->cacert != NULL) {
 		bad |= curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert) != CURLE_OK;
+		/* Only those anchors: libcurl's built-in CA path (Debian's:
+		 * /etc/ssl/certs) would otherwise be trusted beside them, and
+		 * parsed again for every connection. */
+		bad |= curl_easy_setopt(h, CURLOPT_CAPATH, NULL) != CURLE_OK;
+	}
 	if (cert != NULL && r->op != EST_OP_CACERTS && r->op != EST_OP_CSRATTRS) {
 		bad |= curl_easy_setopt(h, CURLOPT_SSLCERT, cert) != CURLE_OK;
 		bad |= curl_easy_setopt(h, CURLOPT_SSLKEY, key) != CURLE_OK;
