@@ -31,6 +31,7 @@ struct xfer {
 	size_t len;
 	int too_big;
 	int retry_after_seen;
+	int resent;             /* once, after a reused connection broke: resend() */
 	char url[1024];
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -455,6 +456,29 @@ http_status(struct xfer *x, long status, struct est_result *res, struct est_erro
 	return est_fail(e, EST_EPROTO, "%s: unexpected HTTP status %ld: %s", op, status, reason);
 }
 
+/* A request that could not be sent on a kept-alive connection (the server
+ * closed it while idle, at the moment it was reused) never reached the
+ * server: send it once more on a new connection. libcurl retries such
+ * connections itself only when the failure comes before the body is sent.
+ * 1 when the transfer runs again. */
+static int
+resend(struct est_client *c, struct xfer *x, CURLcode cc)
+{
+	long fresh = -1;
+
+	if (cc != CURLE_SEND_ERROR || x->resent ||
+	    curl_easy_getinfo(x->h, CURLINFO_NUM_CONNECTS, &fresh) != CURLE_OK || fresh != 0)
+		return 0;
+	x->resent = 1;
+	x->len = 0;
+	x->too_big = 0;
+	x->retry_after_seen = 0;
+	x->errbuf[0] = '\0';
+	curl_multi_remove_handle(c->multi, x->h);
+	return curl_easy_setopt(x->h, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK &&
+	       curl_multi_add_handle(c->multi, x->h) == CURLM_OK;
+}
+
 static void
 finish(struct est_client *c, struct xfer *x, CURLcode cc, struct est_result *res)
 {
@@ -502,6 +526,8 @@ est_client_wait(struct est_client *c, int timeout_ms, struct est_result *res,
 			if (m->msg != CURLMSG_DONE)
 				continue;
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			if (resend(c, x, m->data.result))
+				continue;
 			finish(c, x, m->data.result, res);
 			return 1;
 		}
