@@ -268,6 +268,17 @@ sleep_s(long s)
 		;
 }
 
+/* E holds the 202's "come back in N s (reason)": say why we do not. */
+static int
+past_max_wait(struct est_error *e, long long max_wait)
+{
+	char msg[sizeof(e->msg)];
+
+	snprintf(msg, sizeof(msg), "%s", e->msg);
+	return est_fail(e, EST_ETEMPFAIL, "%s, past --max-wait (%lld s); run again later", msg,
+			max_wait);
+}
+
 /* POST the request until the server answers other than 202, or waiting
  * longer would pass MAX_WAIT seconds. */
 static int
@@ -283,9 +294,7 @@ post(struct est_client *c, const struct est_request *r, long long max_wait,
 			return rc;
 		spent = (long long)(time(NULL) - start);
 		if (spent + res->retry_after > max_wait)
-			return est_fail(e, EST_ETEMPFAIL, "%s: the server asks to come back in %ld s, "
-					"past --max-wait (%lld s); run again later",
-					est_op_names[r->op], res->retry_after, max_wait);
+			return past_max_wait(e, max_wait);
 		sleep_s(res->retry_after);
 		est_result_free(res);
 	}
@@ -377,6 +386,7 @@ struct dev {
 	int sealed;
 	time_t retry_at, started;
 	int in_flight;
+	bool had_dir, had_partial;      /* before this run: for refusal_hint() */
 	enum outcome outcome;
 	struct est_error err;
 };
@@ -585,6 +595,25 @@ dev_commit(struct fleet *f, struct dev *d, struct est_certs *reply, unsigned lea
 	return est_fail(e, EST_EIO, "%s: %s", d->dir, strerror(errno));
 }
 
+/* A refusal of a device this client already had something for is most likely
+ * the server protecting the thing's registration (DESIGN.md 4.2); say what
+ * can be done, for any server. */
+static void
+refusal_hint(const struct fleet *f, const struct dev *d, struct est_error *e)
+{
+	char msg[sizeof(e->msg)];
+
+	snprintf(msg, sizeof(msg), "%s", e->msg);
+	if (d->had_dir && f->a->force)
+		snprintf(e->msg, sizeof(e->msg), "%s (a registered device renews with its current "
+			 "certificate: estctl rotate %s --force; or the server's operator resets it)",
+			 msg, d->dir);
+	else if (d->had_partial)
+		snprintf(e->msg, sizeof(e->msg), "%s (an earlier run was interrupted while this "
+			 "request was in flight: if the server registered that request, its key is "
+			 "lost and the server's operator must reset the device)", msg);
+}
+
 static void
 dev_result(struct fleet *f, struct dev *d, struct est_result *res)
 {
@@ -597,6 +626,10 @@ dev_result(struct fleet *f, struct dev *d, struct est_result *res)
 		d->retry_at = time(NULL) + res->retry_after;
 		return;
 	}
+	if (res->rc == -(int)EST_ETEMPFAIL)
+		past_max_wait(&res->err, f->a->max_wait);
+	if (res->rc == -(int)EST_EREFUSED)
+		refusal_hint(f, d, &res->err);
 	if (res->rc < 0) {
 		dev_fail(f, d, &res->err);
 		return;
@@ -617,7 +650,9 @@ dev_start(struct fleet *f, struct dev *d)
 	struct est_error e = { 0 };
 	struct stat st;
 
+	d->had_partial = stat(d->tmp, &st) == 0;
 	if (stat(d->dir, &st) == 0) {
+		d->had_dir = true;
 		if (!f->a->force && already_enrolled(f, d, &e)) {
 			d->outcome = OUT_SKIPPED;
 			f->done++;

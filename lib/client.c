@@ -2,6 +2,7 @@
  * a share handle so every request to the server reuses connections and TLS
  * sessions. Replies are read in client_reply.c. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct xfer {
 	size_t len;
 	int too_big;
 	int retry_after_seen;
+	int resent;             /* once, after a reused connection broke: resend() */
 	char url[1024];
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -252,8 +254,13 @@ set_tls(struct est_client *c, struct xfer *x, const struct est_request *r, int b
 	bad |= curl_easy_setopt(h, CURLOPT_SHARE, c->share) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
-	if (c->cacert != NULL)
+	if (c->cacert != NULL) {
 		bad |= curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert) != CURLE_OK;
+		/* Only those anchors: libcurl's built-in CA path (Debian's:
+		 * /etc/ssl/certs) would otherwise be trusted beside them, and
+		 * parsed again for every connection. */
+		bad |= curl_easy_setopt(h, CURLOPT_CAPATH, NULL) != CURLE_OK;
+	}
 	if (cert != NULL && r->op != EST_OP_CACERTS && r->op != EST_OP_CSRATTRS) {
 		bad |= curl_easy_setopt(h, CURLOPT_SSLCERT, cert) != CURLE_OK;
 		bad |= curl_easy_setopt(h, CURLOPT_SSLKEY, key) != CURLE_OK;
@@ -425,8 +432,6 @@ http_status(struct xfer *x, long status, struct est_result *res, struct est_erro
 
 	if (content_type_is(x->h, "text/plain") && x->len > 0)
 		est_client_reason(x->buf, x->len, reason, sizeof(reason));
-	if (reason[0] == '\0')
-		snprintf(reason, sizeof(reason), "no reason given");
 	if (status == 200)
 		return parse_ok(x, res, e);
 	if ((status == 204 || status == 404) && x->op == EST_OP_CSRATTRS)
@@ -434,15 +439,44 @@ http_status(struct xfer *x, long status, struct est_result *res, struct est_erro
 	if (status == 202 && (x->op == EST_OP_SIMPLEENROLL || x->op == EST_OP_SIMPLEREENROLL)) {
 		curl_easy_getinfo(x->h, CURLINFO_RETRY_AFTER, &wait);
 		res->retry_after = !x->retry_after_seen ? RETRY_AFTER_DEFAULT : wait < 1 ? 1 : (long)wait;
-		return est_fail(e, EST_ETEMPFAIL, "%s: the server asks to come back in %ld s", op,
-				res->retry_after);
+		if (reason[0] == '\0')
+			return est_fail(e, EST_ETEMPFAIL, "%s: the server asks to come back in %ld s",
+					op, res->retry_after);
+		/* The reason says what is awaited (an operator's approval). */
+		return est_fail(e, EST_ETEMPFAIL, "%s: the server asks to come back in %ld s (%s)",
+				op, res->retry_after, reason);
 	}
+	if (reason[0] == '\0')
+		snprintf(reason, sizeof(reason), "no reason given");
 	if (status == 401 || status == 403)
 		return est_fail(e, EST_EREFUSED, "%s: refused by the server (%ld): %s", op, status,
 				reason);
 	if (status >= 500)
 		return est_fail(e, EST_EUNAVAIL, "%s: server error (%ld): %s", op, status, reason);
 	return est_fail(e, EST_EPROTO, "%s: unexpected HTTP status %ld: %s", op, status, reason);
+}
+
+/* A request that could not be sent on a kept-alive connection (the server
+ * closed it while idle, at the moment it was reused) never reached the
+ * server: send it once more on a new connection. libcurl retries such
+ * connections itself only when the failure comes before the body is sent.
+ * 1 when the transfer runs again. */
+static int
+resend(struct est_client *c, struct xfer *x, CURLcode cc)
+{
+	long fresh = -1;
+
+	if (cc != CURLE_SEND_ERROR || x->resent ||
+	    curl_easy_getinfo(x->h, CURLINFO_NUM_CONNECTS, &fresh) != CURLE_OK || fresh != 0)
+		return 0;
+	x->resent = 1;
+	x->len = 0;
+	x->too_big = 0;
+	x->retry_after_seen = 0;
+	x->errbuf[0] = '\0';
+	curl_multi_remove_handle(c->multi, x->h);
+	return curl_easy_setopt(x->h, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK &&
+	       curl_multi_add_handle(c->multi, x->h) == CURLM_OK;
 }
 
 static void
@@ -492,12 +526,19 @@ est_client_wait(struct est_client *c, int timeout_ms, struct est_result *res,
 			if (m->msg != CURLMSG_DONE)
 				continue;
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			if (resend(c, x, m->data.result))
+				continue;
 			finish(c, x, m->data.result, res);
 			return 1;
 		}
-		if (c->pending == 0)
-			return 0;
 		left = timeout_ms < 0 ? 1000 : end - now_ms();
+		if (c->pending == 0) {
+			/* A caller waiting out a Retry-After with nothing in flight
+			 * must not spin. */
+			if (timeout_ms > 0 && left > 0)
+				poll(NULL, 0, (int)left);
+			return 0;
+		}
 		if (left <= 0)
 			return 0;
 		if (curl_multi_poll(c->multi, NULL, 0, (int)left, NULL) != CURLM_OK)

@@ -133,7 +133,8 @@ const struct est_certs *est_client_ca(const struct est_client *c);
 int est_client_submit(struct est_client *c, const struct est_request *r, struct est_error *e);
 
 /* Run the transfers for up to TIMEOUT_MS (-1: until one finishes). Returns 1
- * with *RES filled when a request finished, 0 when none did in time, or a
+ * with *RES filled when a request finished, 0 when none did in time (with
+ * nothing in flight: after sleeping TIMEOUT_MS, at once for -1), or a
  * negative est_err when libcurl itself failed. RES must be freed. */
 int est_client_wait(struct est_client *c, int timeout_ms, struct est_result *res,
 		    struct est_error *e);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -1016,6 +1017,7 @@ int
 est_reg_sqlite_open(const char *path, int create, struct est_registry *out, struct est_error *e)
 {
 	struct reg *r = calloc(1, sizeof(*r));
+	struct stat st;
 	int rc, fd;
 
 	out->ops = NULL;
@@ -1026,14 +1028,23 @@ est_reg_sqlite_open(const char *path, int create, struct est_registry *out, stru
 	}
 	pthread_mutex_init(&r->mu, NULL);
 	/* SQLite would create the file with 0644; the WAL and shm files copy
-	 * the database's mode, so creating it 0600 here covers all three. */
-	fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
-	if (fd < 0) {
+	 * the database's mode, so creating it 0600 here covers all three.
+	 * Only when creating: close() drops every POSIX lock this process
+	 * holds on the file, so opening an existing registry a second time
+	 * (the server's reader beside its committer) would release the first
+	 * connection's lock, and another process (estctl server list) would
+	 * then believe itself the last one and delete the live WAL. */
+	if (create) {
+		if ((fd = open(path, O_RDWR | O_CLOEXEC | O_CREAT, 0600)) < 0) {
+			rc = est_fail(e, EST_EIO, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		close(fd);
+	} else if (stat(path, &st) != 0) {
 		rc = est_fail(e, errno == ENOENT ? EST_ENOINPUT : EST_EIO, "%s: %s", path,
 			      strerror(errno));
 		goto out;
 	}
-	close(fd);
 	rc = sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		rc = r->db ? db_fail(r, rc, e) : est_fail(e, EST_EINTERNAL, "registry: out of memory");

@@ -111,7 +111,7 @@ same_key() {
 	run -75 --separate-stderr estctl enroll --url "$SLOW_URL" --cacert "$CA" --csr dev7.csr \
 		--max-wait 0
 	assert_one_line_error
-	[[ "$stderr" == *"come back in 1 s, past --max-wait"* ]]
+	assert_equal "$stderr" "estctl enroll: simpleenroll: the server asks to come back in 1 s (pending), past --max-wait (0 s); run again later"
 }
 
 @test "enroll with the right HTTP Basic password gets a certificate" {
