@@ -554,11 +554,7 @@ print("cut" if time.time() - t0 < 30 else "not cut")
 	for i in $(seq 1 100); do grep -q reloaded server.log && break; sleep 0.05; done
 	run -0 post simpleenroll req.b64 -u bob:pw
 	assert_output 200
-	kill -TERM "$SERVER_PID"
-	rc=0
-	wait "$SERVER_PID" || rc=$?
-	SERVER_PID=
-	assert_equal "$rc" 0
+	stop_server
 	grep -q 'stopped' server.log
 }
 
