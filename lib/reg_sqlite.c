@@ -410,7 +410,10 @@ reg_show(void *ctx, const char *thing, struct est_reg_device *dev, est_reg_cert_
 		rc = show_docs(r, dev, e);
 	if (rc == 0 && cb != NULL)
 		rc = show_history(r, thing, cb, arg, e);
-	exec_simple(r, S_RELEASE, NULL);
+	/* Never leave the read transaction open: it would pin this handle to
+	 * the snapshot and hide every later commit of other connections. */
+	if (exec_simple(r, S_RELEASE, NULL) < 0 && !sqlite3_get_autocommit(r->db))
+		exec_simple(r, S_ROLLBACK, NULL);
 	pthread_mutex_unlock(&r->mu);
 	if (rc != 0)
 		est_reg_device_clear(dev);
@@ -1013,12 +1016,40 @@ configure(struct reg *r, int create, struct est_error *e)
 	return 0;
 }
 
+/* Create PATH 0600 when CREATE and missing; otherwise check it is there.
+ * SQLite would create the file with 0644; the WAL and shm files copy the
+ * database's mode, so creating it 0600 here covers all three. An EXISTING
+ * registry is never opened and closed here: close() drops every POSIX lock
+ * this process holds on the file, those of its open connections included
+ * (sqlite.org/howtocorrupt.html 2.2). The server opens two; with their
+ * shared lock gone, an `estctl server reset` took itself for the last user
+ * on close and deleted the WAL and shm under the server, which then read a
+ * stale snapshot and wrote its commits to a deleted WAL. A new file (O_EXCL)
+ * has no locks to lose. */
+static int
+prepare_file(const char *path, int create, struct est_error *e)
+{
+	int fd;
+
+	if (create) {
+		if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) >= 0) {
+			close(fd);
+			return 0;
+		}
+		if (errno != EEXIST)
+			return est_fail(e, EST_EIO, "%s: %s", path, strerror(errno));
+	}
+	if (access(path, R_OK | W_OK) != 0)
+		return est_fail(e, errno == ENOENT ? EST_ENOINPUT : EST_EIO, "%s: %s", path,
+				strerror(errno));
+	return 0;
+}
+
 int
 est_reg_sqlite_open(const char *path, int create, struct est_registry *out, struct est_error *e)
 {
 	struct reg *r = calloc(1, sizeof(*r));
-	struct stat st;
-	int rc, fd;
+	int rc;
 
 	out->ops = NULL;
 	out->ctx = NULL;
@@ -1027,24 +1058,8 @@ est_reg_sqlite_open(const char *path, int create, struct est_registry *out, stru
 		return est_fail(e, EST_EINTERNAL, "registry: out of memory");
 	}
 	pthread_mutex_init(&r->mu, NULL);
-	/* SQLite would create the file with 0644; the WAL and shm files copy
-	 * the database's mode, so creating it 0600 here covers all three.
-	 * Only when creating: close() drops every POSIX lock this process
-	 * holds on the file, so opening an existing registry a second time
-	 * (the server's reader beside its committer) would release the first
-	 * connection's lock, and another process (estctl server list) would
-	 * then believe itself the last one and delete the live WAL. */
-	if (create) {
-		if ((fd = open(path, O_RDWR | O_CLOEXEC | O_CREAT, 0600)) < 0) {
-			rc = est_fail(e, EST_EIO, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		close(fd);
-	} else if (stat(path, &st) != 0) {
-		rc = est_fail(e, errno == ENOENT ? EST_ENOINPUT : EST_EIO, "%s: %s", path,
-			      strerror(errno));
+	if ((rc = prepare_file(path, create, e)) < 0)
 		goto out;
-	}
 	rc = sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		rc = r->db ? db_fail(r, rc, e) : est_fail(e, EST_EINTERNAL, "registry: out of memory");

@@ -331,6 +331,62 @@ enroll_basic() {
 	assert_output 200
 }
 
+@test "every operator reset from another process takes effect in the running server" {
+	make_state
+	add_user alice pw
+	start_server
+	enroll_basic DeviceAlpha k1.key
+	for k in k2 k3 k4; do
+		run -0 estctl server reset st DeviceAlpha
+		enroll_basic DeviceAlpha $k.key
+		cmp <(openssl x509 -in DeviceAlpha.pem -noout -pubkey) <(openssl pkey -in $k.key -pubout)
+	done
+	# the registry file itself holds every issuance, not a WAL the server alone sees
+	[ -e st/registry.db-wal ]
+	run -0 estctl server show st DeviceAlpha --json
+	assert_equal "$(jq -r '[.certificates[].status] | join(",")' <<<"$output")" \
+		active,revoked,revoked,revoked
+	stop_server
+	run -0 sqlite3 st/registry.db "SELECT count(*) FROM certificates WHERE thing_name = 'DeviceAlpha'"
+	assert_output 4
+}
+
+@test "a revoke from another process after a reset refuses the device at once" {
+	make_state
+	add_user alice pw
+	start_server
+	enroll_basic DeviceAlpha k1.key
+	run -0 estctl server reset st DeviceAlpha
+	enroll_basic DeviceAlpha k2.key
+	run -0 estctl server revoke st DeviceAlpha
+	csr k2.key DeviceAlpha > req.b64
+	run -0 post simplereenroll req.b64 --cert DeviceAlpha.pem --key k2.key
+	assert_output 403
+	csr k3.key DeviceAlpha > req.b64
+	run -0 post simpleenroll req.b64 -u alice:pw
+	assert_output 403
+	grep -q revoked body
+	run -0 estctl server reset st DeviceAlpha
+	run -0 post simpleenroll req.b64 -u alice:pw
+	assert_output 200
+}
+
+@test "approvals from another process are seen by the running server every time" {
+	make_state
+	add_user alice pw
+	edit_config '.labels.manual = {"auth": ["basic"], "approval": "manual"}'
+	start_server
+	for k in k1 k2 k3; do
+		csr $k.key DeviceAlpha > req.b64
+		run -0 post manual/simpleenroll req.b64 -u alice:pw
+		assert_output 202
+		run -0 estctl server approve st DeviceAlpha
+		run -0 post manual/simpleenroll req.b64 -u alice:pw
+		assert_output 200
+		run -0 estctl server reset st DeviceAlpha
+	done
+}
+
 @test "a wildcard permission is refused with the policy rule" {
 	make_state
 	add_user alice pw
@@ -498,11 +554,7 @@ print("cut" if time.time() - t0 < 30 else "not cut")
 	for i in $(seq 1 100); do grep -q reloaded server.log && break; sleep 0.05; done
 	run -0 post simpleenroll req.b64 -u bob:pw
 	assert_output 200
-	kill -TERM "$SERVER_PID"
-	rc=0
-	wait "$SERVER_PID" || rc=$?
-	SERVER_PID=
-	assert_equal "$rc" 0
+	stop_server
 	grep -q 'stopped' server.log
 }
 

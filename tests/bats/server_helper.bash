@@ -15,15 +15,24 @@ edit_config() {
 }
 
 # start_server [options...]: run it, wait until it listens, set PORT and URL.
+# ESTCTL_SERVER_WRAPPER (opt-in, split on spaces) runs the server under a
+# tool, e.g. "valgrind --error-exitcode=99 --leak-check=full
+# --errors-for-leak-kinds=definite" (see tests/README.md); what the tool
+# finds shows as the server's exit status, which stop_server checks.
 start_server() {
-	# Created here, not by the background job's redirection, so the first
-	# look for the port cannot race the job and fail on a missing file.
+	local wrapper=() tries=600
+	if [ -n "${ESTCTL_SERVER_WRAPPER:-}" ]; then
+		read -r -a wrapper <<<"$ESTCTL_SERVER_WRAPPER"
+		tries=3000
+	fi
+	# The log exists before the loop reads it: the background job's own
+	# redirection may come later, and sed on a missing file fails the test.
 	: >server.log
-	"$ESTCTL" server --dir st --listen 127.0.0.1:0 --threads 4 "$@" \
-		>server.out 2>server.log 3>&- &
+	"${wrapper[@]}" "$ESTCTL" server --dir st --listen 127.0.0.1:0 --threads 4 "$@" \
+		>server.out 2>>server.log 3>&- &
 	SERVER_PID=$!
 	local i
-	for i in $(seq 1 600); do
+	for i in $(seq 1 $tries); do
 		PORT=$(sed -n 's/^estctl server: serving .* on port \([0-9]*\)$/\1/p' server.log)
 		[ -n "$PORT" ] && break
 		kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log >&2; fail "server died"; }
@@ -33,21 +42,23 @@ start_server() {
 	URL=https://127.0.0.1:$PORT/.well-known/est
 }
 
+# stop_server: SIGTERM, and fail unless the server exits 0 (a graceful stop;
+# under the sanitizers or ESTCTL_SERVER_WRAPPER, also no error or leak).
 stop_server() {
 	[ -n "${SERVER_PID:-}" ] || return 0
 	kill -TERM "$SERVER_PID" 2>/dev/null
-	wait "$SERVER_PID"
-	local rc=$?
+	local rc=0
+	wait "$SERVER_PID" || rc=$?
 	SERVER_PID=
-	return $rc
+	if [ "$rc" -ne 0 ]; then
+		grep -E '^==[0-9]+==|ERROR|Sanitizer|runtime error' server.log | head -100 >&2
+		fail "server exited $rc on SIGTERM (log: $BATS_TEST_TMPDIR/server.log)"
+	fi
 }
 
+# Every test that started the server checks how it stops.
 teardown() {
-	if [ -n "${SERVER_PID:-}" ]; then
-		kill -TERM "$SERVER_PID" 2>/dev/null
-		wait "$SERVER_PID" 2>/dev/null
-	fi
-	return 0
+	stop_server
 }
 
 # profile_der THING [ACTION RESOURCE]...: DeviceProfile DER as hex, built by

@@ -256,7 +256,10 @@ test_failed_append(void)
 	memset(big, 'r', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	ev.reason = big;
-	/* A file size limit makes the write stop part-way, like a full disk. */
+	/* A file size limit makes the write stop part-way, like a full disk.
+	 * The child must not print the TAP lines still buffered: _exit skips
+	 * stdio, but valgrind's libc cleanup at exit flushes it. */
+	fflush(stdout);
 	if ((pid = fork()) == 0) {
 		struct rlimit rl = { (rlim_t)before + 100, (rlim_t)before + 100 };
 
@@ -286,6 +289,7 @@ test_two_processes(void)
 	int status = -1, rc, ok;
 
 	path_in(path, sizeof(path), "shared.log");
+	fflush(stdout);
 	if ((pid = fork()) == 0)
 		_exit(fill(path, 60, 1000) == 0 ? 0 : 1);
 	rc = fill(path, 60, 1);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -43,20 +45,26 @@ commit1(struct est_registry *r, struct est_commit_rec rc1, long long batch, stru
 	return out.rc;
 }
 
-/* The sqlite3 tool's one-line answer to QUERY on the registry. */
+/* The sqlite3 tool's one-line answer to QUERY on the registry at PATH. */
 static void
-cli(const char *query, char *out, size_t size)
+cli_at(const char *path, const char *query, char *out, size_t size)
 {
 	char cmd[600];
 	FILE *p;
 
 	out[0] = '\0';
-	snprintf(cmd, sizeof(cmd), "sqlite3 '%s' \"%s\"", db, query);
+	snprintf(cmd, sizeof(cmd), "sqlite3 '%s' \"%s\"", path, query);
 	if ((p = popen(cmd, "r")) == NULL)
 		return;
 	if (fgets(out, (int)size, p) != NULL)
 		out[strcspn(out, "\n")] = '\0';
 	pclose(p);
+}
+
+static void
+cli(const char *query, char *out, size_t size)
+{
+	cli_at(db, query, out, size);
 }
 
 static void
@@ -302,13 +310,109 @@ test_unreturn(struct est_registry *r)
 	       "and a new key may enroll it");
 }
 
+/* What another process (`estctl server revoke|reset|approve`) does while
+ * this one holds the registry open: a fresh process (this program run again,
+ * see main; a bare fork would inherit SQLite's record of this process's
+ * locks), its own handle, one change, close. */
+static const char *self;
+
+static int
+other_process_main(const char *path, const char *op, const char *thing)
+{
+	struct est_registry r;
+	struct est_error e;
+	int rc;
+
+	if (est_reg_sqlite_open(path, 0, &r, &e) < 0)
+		return 2;
+	rc = strcmp(op, "reset") == 0 ? r.ops->reset(r.ctx, thing, &e) :
+		strcmp(op, "revoke") == 0 ? r.ops->revoke(r.ctx, thing, &e) :
+		r.ops->approve(r.ctx, thing, "ops", &e);
+	est_reg_close(&r);
+	return rc < 0 ? 1 : 0;
+}
+
+static int
+in_other_process(const char *path, const char *op, const char *thing)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid == 0) {
+		execl(self, self, "--other-process", path, op, thing, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/* The server's layout: two handles on one file in one process (reads, and
+ * the committer's), and operators changing it from other processes. Every
+ * change must be seen at once, however many times, and nothing the server
+ * wrote may be lost: opening the second handle once dropped the process's
+ * POSIX locks on the file, so the operator's process took itself for the
+ * last user and deleted the WAL and shm under the server. */
+static void
+test_other_process(void)
+{
+	struct est_registry rd = { 0 }, wr = { 0 };
+	char path[300], wal[310], got[96];
+	const char *serials[] = { "c1", "c2", "c3" };
+	struct est_reg_device d;
+	enum est_approval st = EST_APPROVAL_NONE;
+	struct est_error e;
+	struct stat sb;
+	int i, ok;
+
+	snprintf(path, sizeof(path), "%s/shared.db", dir);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	if (est_reg_sqlite_open(path, 1, &rd, &e) < 0 || est_reg_sqlite_open(path, 0, &wr, &e) < 0) {
+		tap_ok(0, "open two handles: %s", e.msg);
+		goto out;
+	}
+	for (i = 0; i < 3; i++) {
+		ok = commit1(&wr, rec(EST_COMMIT_NEW, "Shared", serials[i], NULL), i + 1, &e) == 0 &&
+			rd.ops->device_get(rd.ctx, "Shared", &d, &e) == 0 &&
+			d.status == EST_DEV_ACTIVE && strcmp(d.cert.serial_hex, serials[i]) == 0 &&
+			in_other_process(path, "reset", "Shared") == 0 &&
+			rd.ops->device_get(rd.ctx, "Shared", &d, &e) == 0 && d.status == EST_DEV_RESET &&
+			stat(wal, &sb) == 0;
+		tap_ok(ok, "reset %d by another process is seen at once, the WAL left in place", i + 1);
+	}
+	tap_ok(commit1(&wr, rec(EST_COMMIT_NEW, "Shared", "c4", NULL), 4, &e) == 0 &&
+	       in_other_process(path, "revoke", "Shared") == 0 &&
+	       rd.ops->device_get(rd.ctx, "Shared", &d, &e) == 0 && d.status == EST_DEV_REVOKED &&
+	       commit1(&wr, rec(EST_COMMIT_NEW, "Shared", "c5", NULL), 5, &e) == -EST_EREFUSED &&
+	       strcmp(e.msg, "thing 'Shared' is revoked") == 0,
+	       "a revoke by another process is seen by both handles");
+	tap_ok(in_other_process(path, "approve", "Gate") == 0 &&
+	       rd.ops->approval_state(rd.ctx, "Gate", &st, &e) == 0 && st == EST_APPROVAL_APPROVED,
+	       "an approval by another process is seen at once");
+	est_reg_close(&rd);
+	est_reg_close(&wr);
+	cli_at(path, "SELECT group_concat(c) FROM (SELECT serial_hex || ':' || status AS c"
+	       " FROM certificates WHERE thing_name = 'Shared' ORDER BY rowid)", got, sizeof(got));
+	tap_ok(strcmp(got, "c1:revoked,c2:revoked,c3:revoked,c4:revoked") == 0,
+	       "every certificate the two handles wrote is on disk (sqlite3 says %s)", got);
+out:
+	est_reg_close(&rd);
+	est_reg_close(&wr);
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	struct est_registry r;
 	struct est_error e;
 	char cmd[300];
 
+	if (argc == 5 && strcmp(argv[1], "--other-process") == 0)
+		return other_process_main(argv[2], argv[3], argv[4]);
+	self = argv[0];
 	if (mkdtemp(dir) == NULL)
 		return 99;
 	snprintf(db, sizeof(db), "%s/registry.db", dir);
@@ -324,6 +428,7 @@ main(void)
 	test_approvals(&r);
 	test_unreturn(&r);
 	est_reg_close(&r);
+	test_other_process();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		tap_diag("could not remove %s", dir);
