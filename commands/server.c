@@ -88,7 +88,7 @@ static const struct cli_verb serve_verb = {
 	"run the EST server on a state directory (SIGHUP reloads, SIGTERM stops);\n"
 	"'estctl server init DIR' makes one. Subcommands: init, passwd, approve, list,\n"
 	"show, revoke, reset (estctl server SUBCOMMAND --help)",
-	serve_opts, "dir"
+	serve_opts, "sub:init passwd approve list show revoke reset"
 };
 
 static int

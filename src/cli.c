@@ -52,7 +52,8 @@ cli_help(const struct cli_verb *v, FILE *f)
 	fprintf(f, "  %-28s %s\n", "-h, --help", "show this help");
 	fprintf(f, "\nexit status: 0 success, 1 negative answer, 64 usage, 65 bad data, "
 		"66 no input,\n69 unavailable, 70 internal, 73 exists, 74 I/O, 75 try later, "
-		"76 protocol,\n77 refused, 78 configuration. See estctl-%s(1).\n", v->name);
+		"76 protocol,\n77 refused, 78 configuration. See estctl-%.*s(1).\n",
+		(int)strcspn(v->name, " "), v->name);
 }
 
 int

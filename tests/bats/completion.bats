@@ -87,3 +87,14 @@ setup() {
 	complete_words "$ESTCTL" ke
 	assert_equal "$reply" keygen
 }
+
+@test "estctl server offers its subcommands, then each subcommand's own options" {
+	complete_words estctl server ""
+	assert_equal "$reply" "$(printf '%s\n' init passwd approve list show revoke reset)"
+	complete_words estctl server re
+	assert_equal "$reply" "$(printf '%s\n' revoke reset)"
+	complete_words estctl server list --
+	assert_equal "$reply" "$(printf '%s\n' --json --expiring= --help)"
+	complete_words estctl server init --ca-key-t
+	assert_equal "$reply" "--ca-key-type="
+}
