@@ -21,6 +21,9 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <jansson.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "audit.h"
 #include "ca.h"
@@ -143,6 +146,14 @@ serve(int argc, char **argv)
 	}
 	if (c.optind < argc)
 		return cli_usage_error(&serve_verb, "unknown subcommand '%s'", argv[c.optind]);
+#ifdef M_ARENA_MAX
+	/* glibc gives each of many worker threads its own malloc arena, and every
+	 * arena keeps its freed memory: the server's RSS would creep up as
+	 * connections move between workers. One arena per CPU is what the
+	 * allocation rate needs. */
+	mallopt(M_ARENA_MAX, (int)(sysconf(_SC_NPROCESSORS_ONLN) > 0
+				  ? sysconf(_SC_NPROCESSORS_ONLN) : 1));
+#endif
 	/* Block the signals before any thread exists, so only sigwait sees them. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

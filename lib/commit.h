@@ -66,6 +66,18 @@ int est_commit_issue(struct est_committer *c, const struct est_commit_rec *rec,
 int est_commit_event(struct est_committer *c, const struct est_audit_event *ev,
 		     struct est_error *e);
 
+/* Group commit: announce a request that will probably call est_commit_issue
+ * or est_commit_event soon (an enrollment whose CSR is being opened, checked
+ * and signed). While announced requests are on their way, the registry
+ * thread holds a batch back for them, never longer than its last commit
+ * took, so concurrent requests share one commit and one fsync. Every
+ * est_commit_expect is matched by one est_commit_unexpect, made right
+ * before the request's first est_commit_issue/event, or when it ends
+ * without one. Thread-safe; durability is unchanged (every reply still
+ * waits for its own batch). */
+void est_commit_expect(struct est_committer *c);
+void est_commit_unexpect(struct est_committer *c);
+
 /* Drain the queue (every queued record is committed and its waiter woken),
  * stop and join the threads, free C. REG and AUDIT are left open. Call it
  * only once no thread will call est_commit_issue/event again (after the

@@ -61,7 +61,8 @@ struct est_httpd {
 	char *trust;                    /* PEM handed to MHD, kept alive */
 	char priorities[640];
 	pthread_mutex_t lock;           /* creds, conns, inflight, stopping */
-	pthread_cond_t cond;
+	pthread_cond_t cond;            /* the reaper's: stopping */
+	pthread_cond_t idle;            /* drain's: no request in flight */
 	struct creds *creds, *retired;
 	struct conn *conns;
 	unsigned inflight;
@@ -359,7 +360,8 @@ completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (ci != NULL && (k = ci->socket_context) != NULL)
 		clock_gettime(CLOCK_MONOTONIC, &k->since);
-	pthread_cond_broadcast(&h->cond);
+	if (h->inflight == 0)
+		pthread_cond_broadcast(&h->idle);
 	pthread_mutex_unlock(&h->lock);
 	if (r != NULL) {
 		free(r->body);
@@ -555,6 +557,7 @@ est_httpd_start(struct est_srv *srv, const struct est_httpd_opts *o, struct est_
 		return est_fail(e, EST_EINTERNAL, "out of memory");
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
+	pthread_cond_init(&h->idle, NULL);
 	h->srv = srv;
 	h->log = o->log;
 	est_srv_transport(srv, &t);
@@ -628,7 +631,7 @@ drain(struct est_httpd *h, unsigned grace)
 	until.tv_sec += grace;
 	pthread_mutex_lock(&h->lock);
 	while (h->inflight > 0)
-		if (pthread_cond_timedwait(&h->cond, &h->lock, &until) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&h->idle, &h->lock, &until) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&h->lock);
 }
@@ -664,6 +667,7 @@ est_httpd_stop(struct est_httpd *h, unsigned grace)
 		creds_free(c);
 	}
 	gnutls_free(h->trust);
+	pthread_cond_destroy(&h->idle);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->lock);
 	free(h);

@@ -466,7 +466,19 @@ struct ctx {
 	gnutls_x509_crt_t peer;         /* the client's certificate, once verified */
 	char serial[EST_SERIAL_HEX_MAX + 1];   /* its serial */
 	enum est_key_type kt;
+	int expecting;                  /* announced to the group committer */
 };
+
+/* This request is about to reach the committer, or will not: end its
+ * announcement (est_commit_expect in enroll). */
+static void
+expect_end(struct ctx *c)
+{
+	if (c->expecting) {
+		est_commit_unexpect(c->srv->committer);
+		c->expecting = 0;
+	}
+}
 
 /* Refuse with STATUS and REASON (client-safe) and record it in the audit log. */
 static int
@@ -486,6 +498,7 @@ refuse(struct ctx *c, int status, const char *reason)
 	ev.label = c->label->name;
 	ev.auth = c->auth[0] ? c->auth : NULL;
 	ev.reason = reason;
+	expect_end(c);
 	if (est_commit_event(c->srv->committer, &ev, &e) < 0)
 		note(c->resp, "audit of a refusal failed: %s", e.msg);
 	return -1;
@@ -868,6 +881,7 @@ approval_check(struct ctx *c, int *consume)
 		ev.remote = c->req->remote;
 		ev.label = c->label->name;
 		ev.auth = c->auth;
+		expect_end(c);
 		if (est_commit_event(c->srv->committer, &ev, &e) < 0)
 			return fail_internal(c, &e);
 	}
@@ -912,6 +926,7 @@ commit(struct ctx *c, const struct est_issued *iss, int consume)
 	rec.remote = c->req->remote;
 	rec.label = c->label->name;
 	rec.auth = c->auth;
+	expect_end(c);
 	rc = est_commit_issue(c->srv->committer, &rec, &e);
 	if (rc == -EST_EREFUSED) {
 		/* The committer already audited it; its reason is client-safe. */
@@ -1049,6 +1064,7 @@ out:
 static void
 ctx_free(struct ctx *c)
 {
+	expect_end(c);
 	gnutls_free(c->raw.data);
 	est_secret_free(&c->plain);
 	if (c->crq != NULL)
@@ -1067,6 +1083,10 @@ enroll(struct ctx *c)
 	int consume = 0;
 
 	memset(&iss, 0, sizeof(iss));
+	/* Most enrollments end in a commit: let the committer wait for this
+	 * one when it is about to commit those of concurrent requests. */
+	est_commit_expect(c->srv->committer);
+	c->expecting = 1;
 	if (body_decode(c) < 0 || authenticate(c) < 0 || csr_parse(c) < 0 || pop_check(c) < 0 ||
 	    reenroll_check(c) < 0 || policy_check(c) < 0 || registry_check(c) < 0 ||
 	    approval_check(c, &consume) < 0)
