@@ -819,23 +819,24 @@ retry_matches(struct ctx *c, const struct est_reg_cert *cur, gnutls_x509_crt_t *
 {
 	gnutls_pubkey_t pub = NULL;
 	gnutls_datum_t pem = { NULL, 0 }, a = { NULL, 0 }, b = { NULL, 0 };
-	char sha[EST_SHA256_HEX + 1];
+	char sha[EST_SHA256_HEX + 1], *text = NULL;
 	struct est_error e;
 	int ok;
 
 	ok = gnutls_pubkey_init(&pub) >= 0 && gnutls_pubkey_import_x509_crq(pub, c->crq, 0) >= 0 &&
 	     est_pubkey_sha256_hex(pub, sha, &e) >= 0 && strcmp(sha, cur->key_sha256) == 0 &&
 	     gnutls_x509_crq_verify(c->crq, 0) >= 0 &&
-	     c->srv->reg.ops->cert_pem(c->srv->reg.ctx, cur->serial_hex, (char **)&pem.data, &e) >= 0;
+	     c->srv->reg.ops->cert_pem(c->srv->reg.ctx, cur->serial_hex, &text, &e) >= 0;
 	if (ok) {
-		pem.size = (unsigned)strlen((char *)pem.data);
+		pem.data = (unsigned char *)text;
+		pem.size = (unsigned)strlen(text);
 		ok = gnutls_x509_crt_init(crt) >= 0 &&
 		     gnutls_x509_crt_import(*crt, &pem, GNUTLS_X509_FMT_PEM) >= 0 &&
 		     gnutls_x509_crq_get_dn3(c->crq, &a, 0) >= 0 &&
 		     gnutls_x509_crt_get_dn3(*crt, &b, 0) >= 0 && a.size == b.size &&
 		     memcmp(a.data, b.data, a.size) == 0;
 	}
-	free(pem.data);
+	free(text);
 	gnutls_free(a.data);
 	gnutls_free(b.data);
 	gnutls_pubkey_deinit(pub);
