@@ -386,7 +386,10 @@ struct dev {
 	int sealed;
 	time_t retry_at, started;
 	int in_flight;
-	bool had_dir, had_partial;      /* before this run: for refusal_hint() */
+	bool had_dir;                   /* before this run: for refusal_hint() */
+	/* Whose key: an interrupted run's, or one made by this run; and
+	 * whether an answer left it unknown if the server registered it. */
+	bool reused_key, made_key, uncertain;
 	enum outcome outcome;
 	struct est_error err;
 };
@@ -440,7 +443,9 @@ dev_fail(struct fleet *f, struct dev *d, const struct est_error *e)
 	d->err = *e;
 	f->failed++;
 	f->done++;
-	if (d->tmp != NULL)
+	/* Keep a key the server may hold a certificate for: the next run asks
+	 * again with it (see dev_key). Others had nothing, or a plain refusal. */
+	if (d->made_key && !d->uncertain)
 		remove_dir(d->tmp);
 }
 
@@ -473,33 +478,93 @@ out:
 	return rc;
 }
 
-/* A new key in the device's partial directory and the (sealed) CSR for it. */
+/* Remove the files of the partial directory DIR but its key.pem. */
+static void
+clean_partial(const char *dir)
+{
+	struct dirent *d;
+	DIR *dp;
+
+	if ((dp = opendir(dir)) == NULL)
+		return;
+	while ((d = readdir(dp)) != NULL)
+		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0 &&
+		    strcmp(d->d_name, "key.pem") != 0)
+			unlinkat(dirfd(dp), d->d_name, 0);
+	closedir(dp);
+}
+
+/* The key an interrupted run left in the partial directory, when it is one
+ * of the configured type: that run's request may have been registered, and
+ * a server then hands the certificate out again only to that key. */
+static bool
+reuse_key(struct fleet *f, struct dev *d, const char *kp, gnutls_privkey_t *key)
+{
+	struct est_error ignored;
+	struct stat st;
+
+	if (lstat(d->tmp, &st) != 0 || !S_ISDIR(st.st_mode) || lstat(kp, &st) != 0 ||
+	    !S_ISREG(st.st_mode) || est_key_load(kp, key, &ignored) < 0)
+		return false;
+	if (est_key_type_of(*key) == f->key_type) {
+		clean_partial(d->tmp);
+		return true;
+	}
+	gnutls_privkey_deinit(*key);
+	*key = NULL;
+	return false;
+}
+
+/* The device's key, kept (0600) in its partial directory until the device
+ * is complete: an interrupted run's, or a new one. */
+static int
+dev_key(struct fleet *f, struct dev *d, gnutls_privkey_t *key, struct est_error *e)
+{
+	gnutls_x509_privkey_t x = NULL;
+	struct est_secret pem = { NULL, 0 };
+	char *kp = path_join(d->tmp, "key.pem");
+	int rc;
+
+	if (kp == NULL)
+		return est_fail(e, EST_EINTERNAL, "out of memory");
+	if ((d->reused_key = reuse_key(f, d, kp, key))) {
+		rc = 0;
+		goto out;
+	}
+	remove_dir(d->tmp);     /* what a killed run left behind, if unusable */
+	if (mkdir(d->tmp, 0700) != 0) {
+		rc = est_fail(e, EST_EIO, "%s: %s", d->tmp, strerror(errno));
+		goto out;
+	}
+	d->made_key = true;
+	if ((rc = est_key_generate(f->key_type, &x, e)) < 0 ||
+	    (rc = est_key_export_pem(x, &pem, e)) < 0 ||
+	    (rc = est_file_write(kp, pem.data, pem.len, EST_WRITE_EXCL | EST_WRITE_PRIVATE, e)) < 0)
+		goto out;
+	/* From here on *KEY owns X. */
+	if ((rc = gnutls_privkey_init(key)) < 0 ||
+	    (rc = gnutls_privkey_import_x509(*key, x, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE)) < 0)
+		rc = est_fail(e, EST_EINTERNAL, "key: %s", gnutls_strerror(rc));
+	else
+		x = NULL;
+out:
+	if (x != NULL)
+		gnutls_x509_privkey_deinit(x);
+	est_secret_free(&pem);
+	free(kp);
+	return rc;
+}
+
+/* The device's key and the (sealed) CSR for it, with the config's profile. */
 static int
 dev_request(struct fleet *f, struct dev *d, struct est_error *e)
 {
-	gnutls_x509_privkey_t x = NULL;
 	gnutls_privkey_t key = NULL;
-	struct est_secret pem = { NULL, 0 };
 	gnutls_datum_t der = { NULL, 0 };
-	char *kp = NULL;
 	int rc;
 
-	remove_dir(d->tmp);     /* what a killed run left behind */
-	if (mkdir(d->tmp, 0700) != 0)
-		return est_fail(e, EST_EIO, "%s: %s", d->tmp, strerror(errno));
-	if ((rc = est_key_generate(f->key_type, &x, e)) < 0 || (rc = est_key_export_pem(x, &pem, e)) < 0)
-		goto out;
-	if ((kp = path_join(d->tmp, "key.pem")) == NULL) {
-		rc = est_fail(e, EST_EINTERNAL, "out of memory");
-		goto out;
-	}
-	if ((rc = est_file_write(kp, pem.data, pem.len, EST_WRITE_EXCL | EST_WRITE_PRIVATE, e)) < 0)
-		goto out;
-	if ((rc = gnutls_privkey_init(&key)) < 0 || (rc = gnutls_privkey_import_x509(key, x, 0)) < 0) {
-		rc = est_fail(e, EST_EINTERNAL, "key: %s", gnutls_strerror(rc));
-		goto out;
-	}
-	if ((rc = est_csr_build(key, d->profile, NULL, 0, NULL, &d->crq, e)) < 0 ||
+	if ((rc = dev_key(f, d, &key, e)) < 0 ||
+	    (rc = est_csr_build(key, d->profile, NULL, 0, NULL, &d->crq, e)) < 0 ||
 	    (rc = est_csr_export(d->crq, 1, &der, e)) < 0)
 		goto out;
 	if (f->kek.data != NULL) {
@@ -513,10 +578,6 @@ out:
 	gnutls_free(der.data);
 	if (key != NULL)
 		gnutls_privkey_deinit(key);
-	if (x != NULL)
-		gnutls_x509_privkey_deinit(x);
-	est_secret_free(&pem);
-	free(kp);
 	return rc;
 }
 
@@ -608,10 +669,12 @@ refusal_hint(const struct fleet *f, const struct dev *d, struct est_error *e)
 		snprintf(e->msg, sizeof(e->msg), "%s (a registered device renews with its current "
 			 "certificate: estctl rotate %s --force; or the server's operator resets it)",
 			 msg, d->dir);
-	else if (d->had_partial)
-		snprintf(e->msg, sizeof(e->msg), "%s (an earlier run was interrupted while this "
-			 "request was in flight: if the server registered that request, its key is "
-			 "lost and the server's operator must reset the device)", msg);
+	else if (d->reused_key)
+		snprintf(e->msg, sizeof(e->msg), "%s (the request reused the key an interrupted run "
+			 "left in %s: a server that registered that run's request but does not hand "
+			 "its certificate out again, or whose device profile changed, needs its "
+			 "operator to reset the device; remove %s to start over with a new key)",
+			 msg, d->tmp, d->tmp);
 }
 
 static void
@@ -626,6 +689,9 @@ dev_result(struct fleet *f, struct dev *d, struct est_result *res)
 		d->retry_at = time(NULL) + res->retry_after;
 		return;
 	}
+	/* Only a 4xx or a 202 says that nothing was issued for this request. */
+	if (res->status != 202 && (res->status < 400 || res->status >= 500))
+		d->uncertain = true;
 	if (res->rc == -(int)EST_ETEMPFAIL)
 		past_max_wait(&res->err, f->a->max_wait);
 	if (res->rc == -(int)EST_EREFUSED)
@@ -650,7 +716,6 @@ dev_start(struct fleet *f, struct dev *d)
 	struct est_error e = { 0 };
 	struct stat st;
 
-	d->had_partial = stat(d->tmp, &st) == 0;
 	if (stat(d->dir, &st) == 0) {
 		d->had_dir = true;
 		if (!f->a->force && already_enrolled(f, d, &e)) {

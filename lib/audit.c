@@ -29,6 +29,7 @@ const char *const est_audit_kind_names[EST_AUDIT__MAX] = {
 	[EST_AUDIT_SERVER_STOPPED] = "server_stopped",
 	[EST_AUDIT_LOG_REPAIRED] = "audit_log_repaired",
 	[EST_AUDIT_CERT_UNRETURNED] = "certificate_unreturned",
+	[EST_AUDIT_CERT_RETURNED_AGAIN] = "certificate_returned_again",
 };
 
 #define HASH_HEX (SHA256_DIGEST_SIZE * 2)

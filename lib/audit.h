@@ -36,6 +36,7 @@ enum est_audit_kind {
 	EST_AUDIT_SERVER_STOPPED,       /* "server_stopped" */
 	EST_AUDIT_LOG_REPAIRED,         /* "audit_log_repaired": a torn last line was cut off */
 	EST_AUDIT_CERT_UNRETURNED,      /* "certificate_unreturned": registered, never handed out */
+	EST_AUDIT_CERT_RETURNED_AGAIN,  /* "certificate_returned_again": a retry by the key's holder */
 	EST_AUDIT__MAX
 };
 

@@ -108,7 +108,8 @@ record_events(const struct est_commit_rec *rec, const struct est_reg_outcome *ou
 		ev[n++].kind = EST_AUDIT_DEVICE_REGISTERED;
 	}
 	ev[n] = base;
-	ev[n].kind = EST_AUDIT_CERT_ISSUED;
+	ev[n].kind = rec->mode == EST_COMMIT_RETURN ? EST_AUDIT_CERT_RETURNED_AGAIN
+						   : EST_AUDIT_CERT_ISSUED;
 	ev[n++].supersedes = out->superseded[0] != '\0' ? out->superseded : NULL;
 	return n;
 }
@@ -127,7 +128,8 @@ batch_events(struct est_committer *c, const struct batch *b, size_t *nev, size_t
 			c->evs[(*nev)++].batch = b->no;
 			continue;
 		}
-		if (b->outs[k].rc == 0)
+		/* A certificate returned again was issued by an earlier batch. */
+		if (b->outs[k].rc == 0 && it->rec->mode != EST_COMMIT_RETURN)
 			c->issued[(*nissued)++] = it->rec->cert.serial_hex;
 		if (b->outs[k].rc == 0 || b->outs[k].rc == -EST_EREFUSED)
 			*nev += record_events(it->rec, &b->outs[k], b->no, &c->evs[*nev]);

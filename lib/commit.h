@@ -10,6 +10,7 @@
  *      time fails only its own record), durable at COMMIT (SQLite WAL with
  *      synchronous=FULL fsyncs the WAL on every commit);
  *   2. appends the batch's audit lines (certificate_issued, device_registered,
+ *      certificate_returned_again for EST_COMMIT_RETURN records,
  *      request_refused for records refused at commit time, and queued
  *      audit-only events) with one write(2) and one fsync(2);
  *   3. wakes the waiters.

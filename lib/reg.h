@@ -79,6 +79,14 @@ enum est_commit_mode {
 	 * taken over (its active certs become superseded). A revoked device is
 	 * still refused: revocation is only undone by a reset. */
 	EST_COMMIT_OPERATOR,
+	/* A NEW enrollment retried by the holder of the thing's current key (a
+	 * client killed before it kept the reply): nothing is written, the
+	 * current certificate is handed out again. Refused like NEW ("thing 'X'
+	 * is already registered") unless the device is active, CURRENT_SERIAL is
+	 * its active certificate, cert.key_sha256 is that certificate's key and
+	 * PROFILE_JSON is byte for byte the registered profile; "thing 'X' is
+	 * revoked" when revoked. cert.serial_hex = CURRENT_SERIAL, cert.pem unused. */
+	EST_COMMIT_RETURN,
 	EST_COMMIT__MAX
 };
 
@@ -164,6 +172,9 @@ struct est_registry_ops {
 	int (*batches_after)(void *ctx, long long after, long long *max_batch, char ***serials,
 			     size_t *n, struct est_error *e);
 	void (*close)(void *ctx);
+	/* The stored PEM of a certificate (malloc'd in *PEM); unknown serial:
+	 * EST_ENOINPUT "certificate S is not in the registry". */
+	int (*cert_pem)(void *ctx, const char *serial_hex, char **pem, struct est_error *e);
 };
 
 struct est_registry {

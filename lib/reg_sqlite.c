@@ -81,7 +81,7 @@ enum stmt {
 	S_CERT_GET, S_CERT_HISTORY,
 	S_DEV_UPSERT, S_DEV_STATUS, S_CERT_INSERT, S_CERT_STATUS, S_CERTS_OF_THING_STATUS,
 	S_APPR_GET, S_APPR_REQUEST, S_APPR_APPROVE, S_APPR_DELETE,
-	S_BATCH_MAX, S_BATCH_AFTER, S_ACTIVE_COUNT,
+	S_BATCH_MAX, S_BATCH_AFTER, S_ACTIVE_COUNT, S_CERT_PEM,
 	S__MAX
 };
 
@@ -123,6 +123,7 @@ static const char *const sql[S__MAX] = {
 		" AND status IN ('active', 'superseded') ORDER BY batch DESC, rowid DESC",
 	[S_ACTIVE_COUNT] = "SELECT count(*) FROM certificates WHERE thing_name = ?1"
 		" AND status = 'active'",
+	[S_CERT_PEM] = "SELECT pem FROM certificates WHERE serial_hex = ?1",
 };
 
 struct reg {
@@ -637,6 +638,17 @@ check_mode(const struct est_commit_rec *rec, const struct est_reg_device *d,
 		return 0;
 	case EST_COMMIT_OPERATOR:
 		return 0;
+	case EST_COMMIT_RETURN:
+		/* "already registered" for any other key, so that a refused retry
+		 * reads like the takeover refusal it is. */
+		if (d->status != EST_DEV_ACTIVE)
+			return est_fail(e, EST_EREFUSED, "thing '%s' is not registered",
+					rec->thing_name);
+		if (cur == NULL || strcasecmp(cur, d->cert.serial_hex) != 0 || rec->cert.key_sha256 == NULL ||
+		    strcasecmp(rec->cert.key_sha256, d->cert.key_sha256) != 0)
+			return est_fail(e, EST_EREFUSED, "thing '%s' is already registered",
+					rec->thing_name);
+		return 0;
 	default:
 		return est_fail(e, EST_EINTERNAL, "registry: unknown commit mode %d", (int)rec->mode);
 	}
@@ -658,6 +670,30 @@ take_approval(struct reg *r, const char *thing, struct est_error *refuse, struct
 	s = stmt(r, S_APPR_DELETE);
 	bind_text(s, 1, thing);
 	return exec_done(r, s, e);
+}
+
+/* EST_COMMIT_RETURN: the retry asks for exactly the registered profile, or
+ * it is refused like any other enrollment of a registered thing. */
+static int
+same_profile(struct reg *r, const struct est_commit_rec *rec, struct est_reg_outcome *out,
+	     struct est_error *e)
+{
+	sqlite3_stmt *s = stmt(r, S_DEV_DOCS);
+	const unsigned char *v;
+	int rc;
+
+	bind_text(s, 1, rec->thing_name);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		rc = db_fail(r, rc, e);
+		sqlite3_reset(s);
+		return rc;
+	}
+	v = sqlite3_column_text(s, 0);
+	if (v == NULL || rec->profile_json == NULL || strcmp((const char *)v, rec->profile_json) != 0)
+		out->rc = est_fail(&out->err, EST_EREFUSED, "thing '%s' is already registered",
+				   rec->thing_name);
+	sqlite3_reset(s);
+	return out->rc < 0 ? 1 : 0;
 }
 
 static int
@@ -693,6 +729,8 @@ apply_rec(struct reg *r, const struct est_commit_rec *rec, long long batch,
 		return rc;
 	if ((out->rc = check_mode(rec, &d, &out->err)) < 0)
 		return 1;
+	if (rec->mode == EST_COMMIT_RETURN)
+		return same_profile(r, rec, out, e);
 	if (rec->consume_approval && (rc = take_approval(r, rec->thing_name, &out->err, e)) < 0) {
 		if (out->err.code != EST_EREFUSED)
 			return rc;
@@ -759,6 +797,29 @@ reg_commit_batch(void *ctx, const struct est_commit_rec *const *recs, size_t n, 
 	if (rc < 0 && !sqlite3_get_autocommit(r->db))
 		exec_simple(r, S_ROLLBACK, NULL);
 out:
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+static int
+reg_cert_pem(void *ctx, const char *serial, char **pem, struct est_error *e)
+{
+	struct reg *r = ctx;
+	sqlite3_stmt *s;
+	int rc;
+
+	*pem = NULL;
+	pthread_mutex_lock(&r->mu);
+	s = stmt(r, S_CERT_PEM);
+	bind_text(s, 1, serial);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		rc = (*pem = col_dup(s, 0)) == NULL ? est_fail(e, EST_EINTERNAL,
+							     "registry: out of memory") : 0;
+	else if (rc == SQLITE_DONE)
+		rc = est_fail(e, EST_ENOINPUT, "certificate %s is not in the registry", serial);
+	else
+		rc = db_fail(r, rc, e);
+	sqlite3_reset(s);
 	pthread_mutex_unlock(&r->mu);
 	return rc;
 }
@@ -934,6 +995,7 @@ static const struct est_registry_ops sqlite_ops = {
 	.unreturn = reg_unreturn,
 	.batches_after = reg_batches_after,
 	.close = reg_close,
+	.cert_pem = reg_cert_pem,
 };
 
 static int

@@ -824,8 +824,87 @@ policy_check(struct ctx *c)
 	return 0;
 }
 
+/* The CSR holds the key CUR certifies, and its signature proves that the
+ * sender holds that key; and the stored certificate (into *CRT) has the
+ * CSR's subject. */
+static int
+retry_matches(struct ctx *c, const struct est_reg_cert *cur, gnutls_x509_crt_t *crt)
+{
+	gnutls_pubkey_t pub = NULL;
+	gnutls_datum_t pem = { NULL, 0 }, a = { NULL, 0 }, b = { NULL, 0 };
+	char sha[EST_SHA256_HEX + 1], *text = NULL;
+	struct est_error e;
+	int ok;
+
+	ok = gnutls_pubkey_init(&pub) >= 0 && gnutls_pubkey_import_x509_crq(pub, c->crq, 0) >= 0 &&
+	     est_pubkey_sha256_hex(pub, sha, &e) >= 0 && strcmp(sha, cur->key_sha256) == 0 &&
+	     gnutls_x509_crq_verify(c->crq, 0) >= 0 &&
+	     c->srv->reg.ops->cert_pem(c->srv->reg.ctx, cur->serial_hex, &text, &e) >= 0;
+	if (ok) {
+		pem.data = (unsigned char *)text;
+		pem.size = (unsigned)strlen(text);
+		ok = gnutls_x509_crt_init(crt) >= 0 &&
+		     gnutls_x509_crt_import(*crt, &pem, GNUTLS_X509_FMT_PEM) >= 0 &&
+		     gnutls_x509_crq_get_dn3(c->crq, &a, 0) >= 0 &&
+		     gnutls_x509_crt_get_dn3(*crt, &b, 0) >= 0 && a.size == b.size &&
+		     memcmp(a.data, b.data, a.size) == 0;
+	}
+	free(text);
+	gnutls_free(a.data);
+	gnutls_free(b.data);
+	gnutls_pubkey_deinit(pub);
+	return ok;
+}
+
+/* A new enrollment of an active thing from the holder of its current key,
+ * for its registered profile, is the retry of a client that lost the reply
+ * (killed before it kept it): answer with the current certificate again. It
+ * grants nothing new. The committer checks device, certificate, key and
+ * profile again, atomically, and audits "certificate_returned_again".
+ * 1: not such a retry; otherwise replied (200, or a refusal). */
+static int
+return_again(struct ctx *c, const struct est_reg_cert *cur)
+{
+	struct est_commit_rec rec = { .mode = EST_COMMIT_RETURN };
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_datum_t der = { NULL, 0 };
+	json_t *pj = NULL;
+	char *pjs = NULL;
+	struct est_error e;
+	int rc = 1;
+
+	if (c->op != OP_ENROLL || cur->serial_hex[0] == '\0' || !retry_matches(c, cur, &crt) ||
+	    (pj = est_profile_to_json(&c->profile)) == NULL ||
+	    (pjs = json_dumps(pj, JSON_COMPACT)) == NULL ||
+	    gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der) < 0)
+		goto out;
+	rec.thing_name = c->profile.thing_name;
+	rec.profile_json = pjs;
+	rec.cert.serial_hex = cur->serial_hex;
+	rec.cert.key_sha256 = cur->key_sha256;
+	rec.current_serial = cur->serial_hex;
+	rec.remote = c->req->remote;
+	rec.label = c->label->name;
+	rec.auth = c->auth;
+	expect_end(c);
+	rc = est_commit_issue(c->srv->committer, &rec, &e);
+	if (rc == -EST_EREFUSED)
+		reply_text(c->resp, 403, e.msg);        /* audited by the committer */
+	else if (rc < 0 || reply_cert(c->resp, &der, &e) < 0)
+		reply_internal(c->resp, &e);
+	rc = 0;
+out:
+	gnutls_free(der.data);
+	free(pjs);
+	json_decref(pj);
+	if (crt != NULL)
+		gnutls_x509_crt_deinit(crt);
+	return rc;
+}
+
 /* A new enrollment of a registered thing would be a takeover: refuse it
- * early (the committer checks again, atomically). */
+ * early (the committer checks again, atomically), unless it is a retry
+ * answered by return_again. */
 static int
 registry_check(struct ctx *c)
 {
@@ -833,13 +912,18 @@ registry_check(struct ctx *c)
 	enum est_dev_status status;
 	struct est_error e;
 	char why[300];
+	int again = 1;
 
 	if (c->op == OP_REENROLL)
 		return 0;
 	if (c->srv->reg.ops->device_get(c->srv->reg.ctx, c->profile.thing_name, &dev, &e) < 0)
 		return fail_internal(c, &e);
 	status = dev.status;
+	if (status == EST_DEV_ACTIVE)
+		again = return_again(c, &dev.cert);
 	est_reg_device_clear(&dev);
+	if (again <= 0)
+		return -1;
 	if (status == EST_DEV_ACTIVE) {
 		snprintf(why, sizeof(why), "thing '%s' is already registered: only its current "
 			 "certificate (simplereenroll) or an operator can replace it",

@@ -135,7 +135,28 @@ Mixed3 enrolled -"
 		jq -r '[.devices[].thing | select(startswith("Mixed"))] | sort | join(" ")')" "Mixed1 Mixed3"
 }
 
-@test "enroll killed part way leaves only complete devices; after an operator reset the rerun finishes" {
+# assert_one_issuance_each PREFIX N: every PREFIX<i> device directory holds a key
+# and the certificate for it, and the registry issued exactly one certificate
+# per device, the active one, which is the one in the directory.
+assert_one_issuance_each() {
+	local prefix=$1 n=$2 d serial
+	for d in out/"$prefix"*; do
+		openssl verify -CAfile "$ST/ca/cert.pem" "$d/cert.pem" >/dev/null || fail "$d does not verify"
+		[ "$(openssl x509 -in "$d/cert.pem" -noout -pubkey)" = "$(openssl pkey -in "$d/key.pem" -pubout)" ] ||
+			fail "$d: the certificate is not for key.pem"
+		serial=$(openssl x509 -in "$d/cert.pem" -noout -serial | cut -d= -f2 | tr A-F a-f)
+		assert_equal "$(sqlite3 "$ST/registry.db" "SELECT status FROM certificates
+			WHERE thing_name = '${d##*/}'")" "active"
+		assert_equal "$(sqlite3 "$ST/registry.db" "SELECT serial_hex FROM certificates
+			WHERE thing_name = '${d##*/}'")" "$serial"
+	done
+	assert_equal "$(sqlite3 "$ST/registry.db" "SELECT count(*) || ' ' || count(DISTINCT thing_name)
+		FROM certificates WHERE thing_name LIKE '$prefix%'")" "$n $n"
+	assert_equal "$(jq -r --arg p "$prefix" 'select(.event == "certificate_issued" and
+		(.thing | startswith($p))) | .thing' "$ST/audit.log" | sort -u | wc -l)" "$n"
+}
+
+@test "enroll killed part way leaves only complete devices, and the rerun completes every one without an operator" {
 	fleet_config cfg.json Kill 40
 	"$ESTCTL" enroll --config cfg.json --out out --jobs 1 >enroll.out 2>enroll.err 3>&- &
 	pid=$!
@@ -148,26 +169,73 @@ Mixed3 enrolled -"
 	n=$(find out -mindepth 1 -maxdepth 1 -name 'Kill*' | wc -l)
 	[ "$n" -ge 3 ] && [ "$n" -lt 40 ] || fail "$n devices before the kill"
 	# Only whole device directories are visible; at most the hidden partial
-	# directory of the request in flight remains.
+	# directory of the request in flight remains, its key 0600.
 	assert_complete_tree out "$n"
+	for p in out/.Kill*.partial; do
+		[ -e "$p" ] || continue
+		[ ! -e "$p/key.pem" ] || assert_equal "$(file_mode "$p/key.pem")" 600
+	done
 	# A request the server answered but the client died before keeping: the
-	# thing is registered with a key only the dead run held.
+	# thing is registered with the key left in the partial directory.
 	lost=$(estctl server list "$ST" --json | jq -r '.devices[].thing | select(startswith("Kill"))' |
 		while read -r t; do [ -d "out/$t" ] || echo "$t"; done)
 	[ "$(printf '%s' "$lost" | grep -c .)" -le 1 ] || fail "more than one lost device: $lost"
-	if [ -n "$lost" ]; then
-		run -77 --separate-stderr estctl enroll --config cfg.json --out out --jobs 4
-		assert_stderr_has "estctl enroll: $lost: simpleenroll: refused by the server (403): thing '$lost' is already registered"
-		assert_stderr_has "(an earlier run was interrupted while this request was in flight"
-		assert_stderr_has "estctl enroll: $((39 - n)) enrolled, $n already enrolled, 1 failed"
-		run -0 estctl server reset "$ST" "$lost"
-	fi
+	[ -z "$lost" ] || [ -f "out/.$lost.partial/key.pem" ] || fail "the key of $lost is gone"
 	run -0 --separate-stderr estctl enroll --config cfg.json --out out --jobs 4
+	assert_equal "$stderr" "estctl enroll: $((40 - n)) enrolled, $n already enrolled, 0 failed"
 	assert_complete_tree out 40
 	[ -z "$(find out -mindepth 1 -maxdepth 1 -name '.*')" ] || fail "partial left: $(ls -A out)"
-	for d in out/Kill*; do
-		openssl verify -CAfile "$ST/ca/cert.pem" "$d/cert.pem" >/dev/null || fail "$d does not verify"
-	done
+	assert_one_issuance_each Kill 40
+	# The lost device got its certificate again, nothing new.
+	assert_equal "$(jq -r 'select(.event == "certificate_returned_again" and
+		(.thing | startswith("Kill"))) | .thing' "$ST/audit.log")" "$lost"
+	run -0 estctl verify --audit "$ST/audit.log"
+}
+
+@test "a device whose reply was lost gets the same certificate for the key kept in its partial directory" {
+	fleet_config cfg.json Lost 2
+	run -0 --separate-stderr estctl enroll --config cfg.json --out out
+	serial=$(openssl x509 -in out/Lost1/cert.pem -noout -serial | cut -d= -f2 | tr A-F a-f)
+	cp out/Lost1/cert.pem issued.pem
+	# What a run killed after the server answered leaves: the key, hidden.
+	mkdir -m 700 out/.Lost1.partial
+	mv out/Lost1/key.pem out/.Lost1.partial/key.pem
+	echo torn > out/.Lost1.partial/cert.pem
+	rm -r out/Lost1
+	run -0 --separate-stderr estctl enroll --config cfg.json --out out --json
+	assert_equal "$stderr" "estctl enroll: 1 enrolled, 1 already enrolled, 0 failed"
+	assert_equal "$(jq -r 'select(.device == "Lost1") | .result' <<<"$output")" enrolled
+	cmp issued.pem out/Lost1/cert.pem
+	assert_complete_tree out 2
+	[ ! -e out/.Lost1.partial ] || fail "the partial directory is left"
+	assert_one_issuance_each Lost 2
+	run -0 jq -r 'select(.thing == "Lost1") | "\(.event) \(.serial) \(.auth)"' "$ST/audit.log"
+	assert_output "device_registered $serial sealed:fleet-key-1
+certificate_issued $serial sealed:fleet-key-1
+certificate_returned_again $serial sealed:fleet-key-1"
+}
+
+@test "a kept key whose profile changed since is refused (77) with what to do, and kept" {
+	fleet_config cfg.json Changed 1
+	run -0 --separate-stderr estctl enroll --config cfg.json --out out
+	mkdir -m 700 out/.Changed1.partial
+	mv out/Changed1/key.pem out/.Changed1.partial/key.pem
+	rm -r out/Changed1
+	key=$(cat out/.Changed1.partial/key.pem)
+	jq '.Devices[0].IoTDetails.Policies.Subscribe = true |
+	    .Devices[0].IoTDetails.Topics.Subscribe = { Name1: "topic/Changed1/cmd" }' cfg.json > changed.json
+	run -77 --separate-stderr estctl enroll --config changed.json --out out
+	assert_stderr_has "estctl enroll: Changed1: simpleenroll: refused by the server (403): thing 'Changed1' is already registered"
+	assert_stderr_has "(the request reused the key an interrupted run left in out/.Changed1.partial"
+	assert_stderr_has "remove out/.Changed1.partial to start over with a new key)"
+	assert_equal "$(cat out/.Changed1.partial/key.pem)" "$key"
+	assert_equal "$(ls -A out/.Changed1.partial)" key.pem
+	[ ! -e out/Changed1 ] || fail "a refused device got a directory"
+	# With the profile it was registered with, the kept key completes it.
+	run -0 --separate-stderr estctl enroll --config cfg.json --out out
+	assert_equal "$(openssl pkey -in out/Changed1/key.pem -pubout)" \
+		"$(printf '%s\n' "$key" | openssl pkey -pubout)"
+	assert_one_issuance_each Changed 1
 }
 
 @test "a server whose TLS certificate does not chain to the config's CACert is refused (76), nothing written" {

@@ -387,6 +387,105 @@ enroll_basic() {
 	done
 }
 
+# cert_count THING: the certificates the registry holds for THING.
+cert_count() {
+	sqlite3 st/registry.db "SELECT count(*) FROM certificates WHERE thing_name = '$1'"
+}
+
+@test "the same request again gets the same certificate back, audited as returned again" {
+	make_state
+	add_user alice pw
+	start_server
+	csr dev.key DeviceAlpha "" 0 client/DeviceAlpha 1 topic/DeviceAlpha/telemetry > req.b64
+	run -0 post simpleenroll req.b64 -u alice:pw
+	assert_output 200
+	certs_of body > first.pem
+	serial=$(openssl x509 -in first.pem -noout -serial | cut -d= -f2 | tr A-F a-f)
+	# The very same CSR, and a new CSR for the same key and profile (what a
+	# client killed before it kept the reply sends when it runs again).
+	run -0 post simpleenroll req.b64 -u alice:pw
+	assert_output 200
+	assert_equal "$(header Content-Type)" "application/pkcs7-mime; smime-type=certs-only"
+	certs_of body > second.pem
+	csr dev.key DeviceAlpha "" 0 client/DeviceAlpha 1 topic/DeviceAlpha/telemetry > again.b64
+	! cmp -s req.b64 again.b64 || fail "openssl made the same CSR twice"
+	run -0 post simpleenroll again.b64 -u alice:pw
+	assert_output 200
+	certs_of body > third.pem
+	cmp first.pem second.pem
+	cmp first.pem third.pem
+	openssl verify -CAfile "$CA" second.pem
+	cmp <(openssl x509 -in third.pem -noout -pubkey) <(openssl pkey -in dev.key -pubout)
+	# Nothing new was issued: one certificate, still the active one.
+	assert_equal "$(cert_count DeviceAlpha)" 1
+	run -0 estctl server show st DeviceAlpha --json
+	assert_equal "$(jq -r '[.status, .certificate.serial] | join(" ")' <<<"$output")" "active $serial"
+	run -0 jq -r 'select(.thing == "DeviceAlpha") | [.event, .serial, .auth, .remote] | join(" ")' \
+		st/audit.log
+	assert_output "device_registered $serial basic:alice 127.0.0.1
+certificate_issued $serial basic:alice 127.0.0.1
+certificate_returned_again $serial basic:alice 127.0.0.1
+certificate_returned_again $serial basic:alice 127.0.0.1"
+	# Authentication still applies in full.
+	run -0 post simpleenroll req.b64 -u alice:wrong
+	assert_output 401
+	stop_server
+	run -0 estctl verify --audit st/audit.log
+}
+
+@test "a request again with another key, another profile or subject, or after revocation is refused" {
+	make_state
+	add_user alice pw
+	start_server
+	csr dev.key DeviceAlpha "" 0 client/DeviceAlpha 1 topic/DeviceAlpha/telemetry > req.b64
+	run -0 post simpleenroll req.b64 -u alice:pw
+	assert_output 200
+	# Another key for the same thing and profile: a takeover.
+	csr other.key DeviceAlpha "" 0 client/DeviceAlpha 1 topic/DeviceAlpha/telemetry > other.b64
+	run -0 post simpleenroll other.b64 -u alice:pw
+	assert_output 403
+	assert_equal "$(cat body)" "thing 'DeviceAlpha' is already registered: only its current certificate (simplereenroll) or an operator can replace it"
+	# The same key asking for another profile (one permission fewer, or more).
+	csr dev.key DeviceAlpha "" 0 client/DeviceAlpha > fewer.b64
+	run -0 post simpleenroll fewer.b64 -u alice:pw
+	assert_output 403
+	grep -q "already registered" body
+	csr dev.key DeviceAlpha "" 0 client/DeviceAlpha 1 topic/DeviceAlpha/telemetry \
+		3 topic/DeviceAlpha/cmd > more.b64
+	run -0 post simpleenroll more.b64 -u alice:pw
+	assert_output 403
+	# The same key and profile under another subject.
+	csr dev.key DeviceAlpha /CN=DeviceAlpha/O=Other 0 client/DeviceAlpha \
+		1 topic/DeviceAlpha/telemetry > subject.b64
+	run -0 post simpleenroll subject.b64 -u alice:pw
+	assert_output 403
+	assert_equal "$(cert_count DeviceAlpha)" 1
+	[ "$(grep -c '"event":"certificate_returned_again"' st/audit.log)" = 0 ] ||
+		fail "a changed request was returned the certificate"
+	# After a re-enrollment with a new key, the old key's request is refused
+	# and the new key's is answered with the new certificate.
+	run -0 post simpleenroll req.b64 -u alice:pw
+	assert_output 200
+	certs_of body > DeviceAlpha.pem
+	csr new.key DeviceAlpha "" 0 client/DeviceAlpha 1 topic/DeviceAlpha/telemetry > new.b64
+	run -0 post simplereenroll new.b64 --cert DeviceAlpha.pem --key dev.key
+	assert_output 200
+	certs_of body > new.pem
+	run -0 post simpleenroll req.b64 -u alice:pw
+	assert_output 403
+	run -0 post simpleenroll new.b64 -u alice:pw
+	assert_output 200
+	certs_of body > new-again.pem
+	cmp new.pem new-again.pem
+	# A revoked device gets nothing, not even its own certificate.
+	run -0 estctl server revoke st DeviceAlpha
+	run -0 post simpleenroll new.b64 -u alice:pw
+	assert_output 403
+	assert_equal "$(cat body)" "thing 'DeviceAlpha' is revoked"
+	assert_equal "$(cert_count DeviceAlpha)" 2
+	assert_equal "$(grep -c '"event":"certificate_returned_again"' st/audit.log)" 2
+}
+
 @test "a wildcard permission is refused with the policy rule" {
 	make_state
 	add_user alice pw

@@ -314,6 +314,49 @@ test_recovery(void)
 	       "a second start finds nothing left to repair");
 }
 
+/* A retry answered with the current certificate: audited as returned
+ * again; when that audit write fails, the certificate stays the device's
+ * (it was issued and audited before). */
+static void
+test_returned_again(void)
+{
+	struct est_commit_rec r = rec(EST_COMMIT_NEW, "Eta", "70", NULL);
+	const struct est_commit_rec *p = &r;
+	struct est_reg_outcome out;
+	struct est_reg_cert c;
+	struct est_error e;
+	struct env v = { 0 };
+	int ok, rc;
+
+	ok = env_open(&v, "again", &e) == 0 && est_commit_issue(v.c, &r, &e) == 0;
+	r = rec(EST_COMMIT_RETURN, "Eta", "70", "70");
+	ok = ok && est_commit_issue(v.c, &r, &e) == 0;
+	env_close(&v);
+	tap_ok(ok && grep_count(v.log, "\"event\":\"certificate_returned_again\",\"thing\":\"Eta\","
+				 "\"serial\":\"70\",\"remote\":\"127.0.0.1\"") == 1 &&
+	       grep_count(v.log, "\"event\":\"certificate_issued\"") == 1,
+	       "a certificate returned again is audited as such, not as issued");
+	/* Theta registered in batch 0, which crash recovery leaves alone even
+	 * under an audit log (/dev/full) that holds no batch. */
+	snprintf(v.db, sizeof(v.db), "%s/again-full.db", dir);
+	r = rec(EST_COMMIT_NEW, "Theta", "71", NULL);
+	if (est_reg_sqlite_open(v.db, 1, &v.reg, &e) < 0 ||
+	    v.reg.ops->commit_batch(v.reg.ctx, &p, 1, 0, &out, &e) < 0 || out.rc < 0 ||
+	    est_reg_sqlite_open(v.db, 0, &v.rd, &e) < 0 ||
+	    est_audit_open_file("/dev/full", 0, &v.audit, &e) < 0 ||
+	    est_commit_start(&v.reg, &v.audit, &v.c, &e) < 0) {
+		tap_ok(0, "open: %s", e.msg);
+		return;
+	}
+	r = rec(EST_COMMIT_RETURN, "Theta", "71", "71");
+	rc = est_commit_issue(v.c, &r, &e);
+	v.rd.ops->cert_get(v.rd.ctx, "71", &c, &e);
+	tap_ok(rc == -EST_EIO && c.status == EST_CERT_ACTIVE,
+	       "a failed audit of a return fails it and leaves the certificate active (%s)",
+	       est_cert_status_names[c.status]);
+	env_close(&v);
+}
+
 int
 main(void)
 {
@@ -326,6 +369,7 @@ main(void)
 	test_reenroll_and_events();
 	test_audit_failure();
 	test_recovery();
+	test_returned_again();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		tap_diag("could not remove %s", dir);

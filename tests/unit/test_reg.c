@@ -403,6 +403,66 @@ out:
 	est_reg_close(&wr);
 }
 
+/* A retry of a NEW enrollment by the current key's holder (EST_COMMIT_RETURN):
+ * answered only for the current certificate, its key and the registered
+ * profile; it writes nothing. */
+static void
+test_return(struct est_registry *r)
+{
+	static const struct {
+		const char *thing, *cur, *key, *profile;
+		int rc;
+		const char *msg;
+	} cases[] = {
+		{ "Ret", "r1", "ab", NULL, 0, NULL },
+		{ "Ret", "R1", "AB", NULL, 0, NULL },
+		{ "Ret", "r1", "cd", NULL, -EST_EREFUSED, "thing 'Ret' is already registered" },
+		{ "Ret", "r1", "ab", "{\"thingName\":\"y\"}", -EST_EREFUSED, "thing 'Ret' is already registered" },
+		{ "Ret", "ff", "ab", NULL, -EST_EREFUSED, "thing 'Ret' is already registered" },
+		{ "Ret", NULL, "ab", NULL, -EST_EREFUSED, "thing 'Ret' is already registered" },
+		{ "Nobody", "r1", "ab", NULL, -EST_EREFUSED, "thing 'Nobody' is not registered" },
+	};
+	struct est_commit_rec q;
+	struct est_reg_device d;
+	struct est_error e;
+	char got[64], *pem = NULL;
+	size_t i;
+	int rc;
+
+	commit1(r, rec(EST_COMMIT_NEW, "Ret", "r1", NULL), 20, &e);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&e, 0, sizeof(e));
+		q = rec(EST_COMMIT_RETURN, cases[i].thing, cases[i].cur, cases[i].cur);
+		q.cert.key_sha256 = cases[i].key;
+		q.cert.pem = NULL;
+		if (cases[i].profile != NULL)
+			q.profile_json = cases[i].profile;
+		rc = commit1(r, q, 21, &e);
+		tap_ok(rc == cases[i].rc && (cases[i].msg == NULL || strcmp(e.msg, cases[i].msg) == 0),
+		       "return again %s %s key %s%s: %s", cases[i].thing, cases[i].cur ? cases[i].cur : "-",
+		       cases[i].key, cases[i].profile ? " (other profile)" : "", rc == 0 ? "yes" : e.msg);
+	}
+	cli("SELECT count(*) || ' ' || group_concat(status) FROM certificates WHERE thing_name='Ret'",
+	    got, sizeof(got));
+	r->ops->device_get(r->ctx, "Ret", &d, &e);
+	tap_ok(strcmp(got, "1 active") == 0 && d.status == EST_DEV_ACTIVE &&
+	       strcmp(d.cert.serial_hex, "r1") == 0, "returning again writes nothing (sqlite3: %s)", got);
+	rc = r->ops->cert_pem(r->ctx, "r1", &pem, &e);
+	tap_ok(rc == 0 && pem != NULL && strcmp(pem, "-----BEGIN CERTIFICATE-----\n") == 0,
+	       "cert_pem gives the stored PEM");
+	free(pem);
+	tap_ok(r->ops->cert_pem(r->ctx, "zz", &pem, &e) == -EST_ENOINPUT && pem == NULL,
+	       "cert_pem of an unknown serial is no input");
+	commit1(r, rec(EST_COMMIT_REENROLL, "Ret", "r2", "r1"), 22, &e);
+	tap_ok(commit1(r, rec(EST_COMMIT_RETURN, "Ret", "r1", "r1"), 23, &e) == -EST_EREFUSED,
+	       "a superseded certificate is not returned again");
+	tap_ok(commit1(r, rec(EST_COMMIT_RETURN, "Ret", "r2", "r2"), 23, &e) == 0,
+	       "its successor is");
+	r->ops->revoke(r->ctx, "Ret", &e);
+	tap_ok(commit1(r, rec(EST_COMMIT_RETURN, "Ret", "r2", "r2"), 24, &e) == -EST_EREFUSED &&
+	       strcmp(e.msg, "thing 'Ret' is revoked") == 0, "a revoked thing gets nothing again");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -427,6 +487,7 @@ main(int argc, char **argv)
 	test_operator(&r);
 	test_approvals(&r);
 	test_unreturn(&r);
+	test_return(&r);
 	est_reg_close(&r);
 	test_other_process();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
