@@ -66,31 +66,6 @@ parse_args(int argc, char **argv, struct est_client_opts *o, const char **out, i
 	return *status == 0;
 }
 
-/* All of CERTS as one PEM bundle in OUT (malloc'd). */
-static int
-bundle(const struct est_certs *certs, gnutls_datum_t *out, struct est_error *e)
-{
-	gnutls_datum_t pem;
-	unsigned char *p;
-	unsigned i;
-
-	out->data = NULL;
-	out->size = 0;
-	for (i = 0; i < certs->n; i++) {
-		if (gnutls_x509_crt_export2(certs->crt[i], GNUTLS_X509_FMT_PEM, &pem) < 0)
-			return est_fail(e, EST_EINTERNAL, "exporting CA certificate %u", i + 1);
-		if ((p = realloc(out->data, out->size + pem.size + 1)) == NULL) {
-			gnutls_free(pem.data);
-			return est_fail(e, EST_EINTERNAL, "out of memory");
-		}
-		memcpy(p + out->size, pem.data, pem.size);
-		out->data = p;
-		out->size += pem.size;
-		gnutls_free(pem.data);
-	}
-	return 0;
-}
-
 int
 cmd_cacerts(int argc, char **argv)
 {
@@ -105,7 +80,7 @@ cmd_cacerts(int argc, char **argv)
 	if (!parse_args(argc, argv, &o, &out, &status))
 		return status;
 	if ((rc = est_client_new(&o, &c, &e)) >= 0 && (rc = est_client_cacerts(c, &certs, &e)) >= 0 &&
-	    (rc = bundle(&certs, &pem, &e)) >= 0)
+	    (rc = est_certs_pem(&certs, &pem, &e)) >= 0)
 		rc = est_file_write(out, pem.data, pem.size, 0, &e);
 	free(pem.data);
 	est_certs_free(&certs);

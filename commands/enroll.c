@@ -314,31 +314,6 @@ print_crt(gnutls_x509_crt_t crt, struct est_error *e)
 	return rc < 0 ? rc : 0;
 }
 
-/* All of CERTS as one PEM bundle in OUT (malloc'd). */
-static int
-bundle_pem(const struct est_certs *certs, gnutls_datum_t *out, struct est_error *e)
-{
-	gnutls_datum_t pem;
-	unsigned char *p;
-	unsigned i;
-
-	out->data = NULL;
-	out->size = 0;
-	for (i = 0; i < certs->n; i++) {
-		if (gnutls_x509_crt_export2(certs->crt[i], GNUTLS_X509_FMT_PEM, &pem) < 0)
-			return est_fail(e, EST_EINTERNAL, "exporting certificate %u", i + 1);
-		if ((p = realloc(out->data, out->size + pem.size + 1)) == NULL) {
-			gnutls_free(pem.data);
-			return est_fail(e, EST_EINTERNAL, "out of memory");
-		}
-		memcpy(p + out->size, pem.data, pem.size);
-		out->data = p;
-		out->size += pem.size;
-		gnutls_free(pem.data);
-	}
-	return 0;
-}
-
 static int
 enroll_one(const struct args *a, struct est_error *e)
 {
@@ -592,7 +567,7 @@ write_pems(const char *dir, const char *name, gnutls_x509_crt_t *crts, unsigned 
 
 	if (p == NULL)
 		return est_fail(e, EST_EINTERNAL, "out of memory");
-	if ((rc = bundle_pem(&l, &pem, e)) >= 0)
+	if ((rc = est_certs_pem(&l, &pem, e)) >= 0)
 		rc = est_file_write(p, pem.data, pem.size, EST_WRITE_EXCL, e);
 	free(pem.data);
 	free(p);

@@ -48,6 +48,9 @@ struct est_certs {
 
 void est_certs_free(struct est_certs *c);
 
+/* All of CERTS as one PEM bundle in OUT (malloc'd, NUL-terminated). */
+int est_certs_pem(const struct est_certs *certs, gnutls_datum_t *out, struct est_error *e);
+
 /* One request. BODY is the DER CSR (or sealed envelope when SEALED): it is
  * copied (as base64) at submission. CERT/KEY override the client's mutual-TLS
  * credentials for this request (rotate: each device's own pair). USER comes

@@ -39,6 +39,38 @@ est_certs_free(struct est_certs *c)
 	c->n = 0;
 }
 
+int
+est_certs_pem(const struct est_certs *certs, gnutls_datum_t *out, struct est_error *e)
+{
+	gnutls_datum_t pem;
+	unsigned char *p;
+	unsigned i;
+
+	out->data = NULL;
+	out->size = 0;
+	for (i = 0; i < certs->n; i++) {
+		if (gnutls_x509_crt_export2(certs->crt[i], GNUTLS_X509_FMT_PEM, &pem) < 0) {
+			free(out->data);
+			out->data = NULL;
+			out->size = 0;
+			return est_fail(e, EST_EINTERNAL, "exporting certificate %u", i + 1);
+		}
+		if ((p = realloc(out->data, out->size + pem.size + 1)) == NULL) {
+			gnutls_free(pem.data);
+			free(out->data);
+			out->data = NULL;
+			out->size = 0;
+			return est_fail(e, EST_EINTERNAL, "out of memory");
+		}
+		memcpy(p + out->size, pem.data, pem.size);
+		out->data = p;
+		out->size += pem.size;
+		out->data[out->size] = '\0';
+		gnutls_free(pem.data);
+	}
+	return 0;
+}
+
 void
 est_result_free(struct est_result *r)
 {
