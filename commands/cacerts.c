@@ -32,9 +32,7 @@ static const struct cli_verb verb = {
 static bool
 parse_args(int argc, char **argv, struct est_client_opts *o, const char **out, int *status)
 {
-	unsigned char sha[32];
 	struct est_error e;
-	char *base = NULL;
 	struct cli c;
 	int id;
 
@@ -56,13 +54,8 @@ parse_args(int argc, char **argv, struct est_client_opts *o, const char **out, i
 	*status = 0;
 	if (c.optind < argc)
 		*status = cli_usage_error(&verb, "unexpected argument '%s'", argv[c.optind]);
-	else if (o->url == NULL)
-		*status = cli_usage_error(&verb, "--url is required");
-	else if (est_client_base_url(o->url, o->label, &base, &e) < 0 ||
-		 (o->pin != NULL && est_client_pin_parse(o->pin, sha, &e) < 0))
+	else if (est_client_target_check(o, &e) < 0)
 		*status = cli_usage_error(&verb, "%s", e.msg);
-	free(base);
-	o->system_store = o->cacert == NULL && o->pin == NULL;
 	return *status == 0;
 }
 

@@ -86,11 +86,9 @@ struct input {
 };
 
 static int
-check_args(const struct args *a)
+check_args(struct args *a)
 {
-	unsigned char sha[32];
 	struct est_error e;
-	char *base = NULL;
 
 	if (a->config != NULL && (a->client.url != NULL || a->csr != NULL || a->reenroll))
 		return cli_usage_error(&verb, "--config takes the URL from the config and makes the CSRs: "
@@ -99,12 +97,7 @@ check_args(const struct args *a)
 		return cli_usage_error(&verb, "--out, --device, --force and --json go with --config");
 	if (a->config != NULL)
 		return 0;
-	if (a->client.url == NULL)
-		return cli_usage_error(&verb, "--url is required");
-	if (est_client_base_url(a->client.url, a->client.label, &base, &e) < 0)
-		return cli_usage_error(&verb, "%s", e.msg);
-	free(base);
-	if (a->client.pin != NULL && est_client_pin_parse(a->client.pin, sha, &e) < 0)
+	if (est_client_target_check(&a->client, &e) < 0)
 		return cli_usage_error(&verb, "%s", e.msg);
 	if (a->csr == NULL)
 		return cli_usage_error(&verb, "--csr is required");

@@ -104,6 +104,11 @@ int est_client_base_url(const char *url, const char *label, char **out, struct e
 /* Parse "SHA256:HEX" (prefix optional, case and colons ignored) into SHA. */
 int est_client_pin_parse(const char *pin, unsigned char sha[32], struct est_error *e);
 
+/* Check the server part of O before any network: a URL ("--url is required"
+ * otherwise), that it makes a base URL, and a well-formed pin; EST_EUSAGE or
+ * the parse error. Without --cacert or a pin, O trusts the system store. */
+int est_client_target_check(struct est_client_opts *o, struct est_error *e);
+
 /* The server's reason: the first line of BODY, printable ASCII only, cut to
  * EST_CLIENT_REASON_MAX characters (with "..." when cut), into OUT. */
 void est_client_reason(const unsigned char *body, size_t len, char *out, size_t size);

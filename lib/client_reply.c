@@ -156,6 +156,24 @@ est_client_base_url(const char *url, const char *label, char **out, struct est_e
 }
 
 int
+est_client_target_check(struct est_client_opts *o, struct est_error *e)
+{
+	unsigned char sha[32];
+	char *base = NULL;
+	int rc;
+
+	if (o->url == NULL)
+		return est_fail(e, EST_EUSAGE, "--url is required");
+	if ((rc = est_client_base_url(o->url, o->label, &base, e)) < 0)
+		return rc;
+	free(base);
+	if (o->pin != NULL && (rc = est_client_pin_parse(o->pin, sha, e)) < 0)
+		return rc;
+	o->system_store = o->cacert == NULL && o->pin == NULL;
+	return 0;
+}
+
+int
 est_client_pin_parse(const char *pin, unsigned char sha[32], struct est_error *e)
 {
 	const char *p = pin;
