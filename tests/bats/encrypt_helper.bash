@@ -32,3 +32,18 @@ d = bytearray(open(sys.argv[1], "rb").read())
 d[int(sys.argv[2])] ^= 1
 open(sys.argv[3], "wb").write(d)' "$1" "$2" "$3"
 }
+
+# open_refusal FILE TAG: nothing when `encrypt -d` refuses FILE cleanly (exit
+# 65, nothing on stdout, one line on stderr); otherwise " TAG" and what was wrong.
+open_refusal() {
+	local rc=0
+	estctl encrypt -d --key-file fleet-key-1.key "$1" >out 2>err || rc=$?
+	if [ "$rc" -eq 0 ]; then
+		printf ' %s' "$2"
+		return 0
+	fi
+	[ "$rc" -eq 65 ] || printf ' %s(exit)' "$2"
+	[ ! -s out ] || printf ' %s(stdout)' "$2"
+	[ "$(wc -l <err)" -eq 1 ] || printf ' %s(stderr)' "$2"
+	return 0
+}
