@@ -25,7 +25,7 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "
 trap cleanup EXIT
 
 "$E" server init "$work/st" >/dev/null
-"$E" server --dir "$work/st" --listen 127.0.0.1:0 --threads 16 2>"$work/server.log" &
+"$E" server --dir "$work/st" --listen 127.0.0.1:0 2>"$work/server.log" &
 pid=$!
 for _ in $(seq 1 200); do
 	port=$(sed -n 's/^estctl server: serving .* on port \([0-9]*\)$/\1/p' "$work/server.log")

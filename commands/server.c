@@ -81,7 +81,7 @@ static const struct cli_opt serve_opts[] = {
 	{ 'd', "dir", "DIR", "the state directory (default " DEFAULT_DIR ")" },
 	{ 'l', "listen", "ADDR:PORT", "listen there instead of the config's (default "
 	  "127.0.0.1:8443; port 0 picks a free one)" },
-	{ 't', "threads", "N", "worker threads (default 4 per CPU)" },
+	{ 't', "threads", "N", "serve from a pool of N threads (default: a thread per connection)" },
 	{ 0, NULL, NULL, NULL }
 };
 

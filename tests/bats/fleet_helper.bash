@@ -10,7 +10,7 @@ fleet_server_start() {
 	jq '.limits.retry_after = 1 |
 	    .labels.manual = { "auth": ["sealed"], "approval": "manual" }' \
 		"$ST/config.json" > "$ST/config.json.new" && mv "$ST/config.json.new" "$ST/config.json"
-	"$ESTCTL" server --dir "$ST" --listen 127.0.0.1:0 --threads 4 \
+	"$ESTCTL" server --dir "$ST" --listen 127.0.0.1:0 \
 		>"$BATS_FILE_TMPDIR/server.out" 2>"$BATS_FILE_TMPDIR/server.log" 3>&- &
 	SERVER_PID=$!
 	local i

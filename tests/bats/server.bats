@@ -642,6 +642,70 @@ print("cut" if time.time() - t0 < 30 else "not cut")
 	assert_output 200
 }
 
+# threads: how many threads the server has now.
+threads() { ls "/proc/$SERVER_PID/task" | wc -l; }
+
+# hold_connections N: N TLS connections that stay open (and idle) for 20 s,
+# or until release_connections.
+hold_connections() {
+	local i
+	for i in $(seq 1 "$1"); do
+		sleep 20 | openssl s_client -quiet -connect 127.0.0.1:$PORT >/dev/null 2>&1 3>&- &
+		HELD+=($!)
+	done
+}
+release_connections() {
+	kill "${HELD[@]}" 2>/dev/null || true
+	HELD=()
+}
+
+@test "each connection has its own thread; --threads N serves them all from a pool of N" {
+	make_state
+	start_server
+	local base i curls=() HELD=()
+	base=$(threads)
+	hold_connections 6
+	for i in $(seq 1 100); do [ "$(threads)" -ge $((base + 6)) ] && break; sleep 0.05; done
+	[ "$(threads)" -ge $((base + 6)) ] || fail "$(threads) threads with 6 connections open, $base before"
+	# A request is served while those connections sit idle on their threads.
+	csr dev.key DeviceAlpha > req.b64
+	add_user alice s3cret
+	kill -HUP "$SERVER_PID"
+	for i in $(seq 1 100); do grep -q reloaded server.log && break; sleep 0.05; done
+	run -0 post simpleenroll req.b64 -u alice:s3cret
+	assert_output 200
+	release_connections
+	stop_server
+
+	start_server --threads 2
+	base=$(threads)
+	hold_connections 6
+	sleep 0.5
+	[ "$(threads)" -eq "$base" ] || fail "a pool of 2 grew from $base to $(threads) threads"
+	for i in 1 2 3 4; do
+		csr "d$i.key" "Device$i" > "req$i.b64"
+		curl -sS -o "out$i" -w '%{http_code}' --cacert "$CA" -u alice:s3cret \
+			-H 'Content-Type: application/pkcs10' --data-binary @"req$i.b64" \
+			"$URL/simpleenroll" > "code$i" 3>&- &
+		curls+=($!)
+	done
+	wait "${curls[@]}"
+	for i in 1 2 3 4; do
+		[ "$(cat "code$i")" = 200 ] || fail "Device$i: HTTP $(cat "code$i")"
+	done
+	release_connections
+	run -0 estctl server list st --json
+	[ "$(jq '.devices | length' <<<"$output")" -eq 5 ]
+}
+
+@test "--threads takes 1 to 256" {
+	make_state
+	for n in 0 257 x; do
+		run -64 --separate-stderr estctl server --dir st --threads "$n"
+		[[ "$stderr" == *--threads* ]] || fail "--threads $n: $stderr"
+	done
+}
+
 @test "SIGHUP reloads users, SIGTERM exits 0" {
 	make_state
 	start_server

@@ -28,7 +28,7 @@ start_server() {
 	# The log exists before the loop reads it: the background job's own
 	# redirection may come later, and sed on a missing file fails the test.
 	: >server.log
-	"${wrapper[@]}" "$ESTCTL" server --dir st --listen 127.0.0.1:0 --threads 4 "$@" \
+	"${wrapper[@]}" "$ESTCTL" server --dir st --listen 127.0.0.1:0 "$@" \
 		>server.out 2>>server.log 3>&- &
 	SERVER_PID=$!
 	local i
