@@ -13,7 +13,7 @@ struct est_httpd;
 
 struct est_httpd_opts {
 	const char *listen;     /* "ADDR:PORT" ("[::1]:8443" for IPv6); NULL: the config's */
-	unsigned threads;       /* a pool of this many threads; 0: a thread per connection */
+	unsigned threads;       /* request workers; 0: 8 per CPU */
 	FILE *log;              /* one line per request; NULL: none */
 };
 
