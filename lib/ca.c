@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <gnutls/crypto.h>
 
@@ -14,12 +15,21 @@
 #define SERIAL_LEN 20
 #define KEYID_MAX 64
 
+/* What one signature uses, locked while it does: gnutls_x509_crt_privkey_sign
+ * DER-encodes the issuer certificate's subject (libtasn1 may reorder SET OF
+ * nodes while encoding), and a PKCS#11 session is not safe for concurrent
+ * use. */
+struct slot {
+	pthread_mutex_t mu;
+	gnutls_privkey_t key;
+	gnutls_x509_crt_t issuer;
+};
+
 /* The local CA backend. Everything but the signing step reads only fields
- * fixed at open, so issue() runs in parallel; the signing step takes MU,
- * because gnutls_x509_crt_privkey_sign DER-encodes the shared issuer
- * certificate's subject (libtasn1 may reorder SET OF nodes while encoding)
- * and a PKCS#11 session is not safe for concurrent use. It is ~15% of an
- * issuance, so two cores do not contend much. */
+ * fixed at open, so issue() runs in parallel. The signing step takes a slot:
+ * one per CPU when the key can be copied (a file key), so concurrent
+ * signatures do not queue (one shared slot cost two threads 15% of their
+ * rate); one for a PKCS#11 key. Slot 0 holds KEY and CHAIN[0] themselves. */
 struct local_ca {
 	gnutls_privkey_t key;
 	gnutls_x509_crt_t *chain;
@@ -28,7 +38,9 @@ struct local_ca {
 	time_t not_before, not_after;   /* the issuing CA's; not_after -1: none */
 	unsigned char ski[KEYID_MAX];
 	size_t ski_len;
-	pthread_mutex_t mu;
+	struct slot *slots;
+	unsigned nslots;
+	unsigned next;                  /* where the next signature looks first */
 };
 
 /* A positive serial of exactly SERIAL_LEN content octets: first bit clear so
@@ -162,11 +174,19 @@ build_leaf(const struct local_ca *ca, const struct est_issue_req *req, gnutls_pu
 static int
 sign(struct local_ca *ca, gnutls_x509_crt_t crt, struct est_error *e)
 {
+	unsigned first = __atomic_fetch_add(&ca->next, 1, __ATOMIC_RELAXED), i;
+	struct slot *sl = NULL;
 	int rc;
 
-	pthread_mutex_lock(&ca->mu);
-	rc = gnutls_x509_crt_privkey_sign(crt, ca->chain[0], ca->key, ca->dig, 0);
-	pthread_mutex_unlock(&ca->mu);
+	for (i = 0; i < ca->nslots && sl == NULL; i++)
+		if (pthread_mutex_trylock(&ca->slots[(first + i) % ca->nslots].mu) == 0)
+			sl = &ca->slots[(first + i) % ca->nslots];
+	if (sl == NULL) {
+		sl = &ca->slots[first % ca->nslots];
+		pthread_mutex_lock(&sl->mu);
+	}
+	rc = gnutls_x509_crt_privkey_sign(crt, sl->issuer, sl->key, ca->dig, 0);
+	pthread_mutex_unlock(&sl->mu);
 	if (rc < 0)
 		return est_fail(e, EST_EINTERNAL, "signing the certificate: %s", gnutls_strerror(rc));
 	return 0;
@@ -270,12 +290,71 @@ local_close(void *ctx)
 
 	if (ca == NULL)
 		return;
+	for (i = 0; i < ca->nslots; i++) {
+		pthread_mutex_destroy(&ca->slots[i].mu);
+		if (i > 0) {
+			gnutls_privkey_deinit(ca->slots[i].key);
+			gnutls_x509_crt_deinit(ca->slots[i].issuer);
+		}
+	}
+	free(ca->slots);
 	gnutls_privkey_deinit(ca->key);
 	for (i = 0; i < ca->nchain; i++)
 		gnutls_x509_crt_deinit(ca->chain[i]);
 	gnutls_free(ca->chain);
-	pthread_mutex_destroy(&ca->mu);
 	free(ca);
+}
+
+/* A copy of the key and the issuer certificate for slot SL; -1 when the key
+ * cannot be exported (a PKCS#11 key), which leaves SL empty. */
+static int
+slot_copy(const struct local_ca *ca, struct slot *sl)
+{
+	gnutls_x509_privkey_t x = NULL;
+	gnutls_datum_t der = { NULL, 0 };
+	int rc;
+
+	sl->key = NULL;
+	sl->issuer = NULL;
+	if (gnutls_privkey_export_x509(ca->key, &x) < 0)
+		return -1;
+	rc = gnutls_privkey_init(&sl->key);
+	if (rc >= 0 && (rc = gnutls_privkey_import_x509(sl->key, x,
+							GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE)) >= 0)
+		x = NULL;       /* the slot's key owns it now */
+	gnutls_x509_privkey_deinit(x);
+	if (rc >= 0 && (rc = gnutls_x509_crt_export2(ca->chain[0], GNUTLS_X509_FMT_DER, &der)) >= 0 &&
+	    (rc = gnutls_x509_crt_init(&sl->issuer)) >= 0)
+		rc = gnutls_x509_crt_import(sl->issuer, &der, GNUTLS_X509_FMT_DER);
+	gnutls_free(der.data);
+	if (rc < 0) {
+		gnutls_privkey_deinit(sl->key);
+		gnutls_x509_crt_deinit(sl->issuer);
+		sl->key = NULL;
+		sl->issuer = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Slot 0 for KEY itself, and a copy per further CPU when the key allows. */
+static int
+slots_make(struct local_ca *ca, struct est_error *e)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned want = cpus < 1 ? 1 : cpus > 16 ? 16 : (unsigned)cpus;
+
+	if ((ca->slots = calloc(want, sizeof(*ca->slots))) == NULL)
+		return est_fail(e, EST_EINTERNAL, "out of memory");
+	ca->slots[0].key = ca->key;
+	ca->slots[0].issuer = ca->chain[0];
+	pthread_mutex_init(&ca->slots[0].mu, NULL);
+	for (ca->nslots = 1; ca->nslots < want; ca->nslots++) {
+		if (slot_copy(ca, &ca->slots[ca->nslots]) < 0)
+			break;
+		pthread_mutex_init(&ca->slots[ca->nslots].mu, NULL);
+	}
+	return 0;
 }
 
 static const struct est_signer_ops local_ops = {
@@ -361,11 +440,11 @@ est_ca_open_mem(gnutls_privkey_t key, gnutls_x509_crt_t *certs, unsigned n,
 	ca->key = key;
 	ca->chain = certs;
 	ca->nchain = n;
-	pthread_mutex_init(&ca->mu, NULL);
 	if (n == 0)
 		rc = est_fail(e, EST_ECONFIG, "ca: no CA certificate");
-	else if ((rc = check_ca(key, certs[0], e)) == 0)
-		rc = ca_key_id(certs[0], ca->ski, &ca->ski_len, e);
+	else if ((rc = check_ca(key, certs[0], e)) == 0 &&
+		 (rc = ca_key_id(certs[0], ca->ski, &ca->ski_len, e)) == 0)
+		rc = slots_make(ca, e);
 	if (rc < 0) {
 		local_close(ca);
 		return rc;

@@ -53,11 +53,15 @@ struct conn {
 
 enum req_state { REQ_READING, REQ_QUEUED, REQ_DONE };
 
+/* The largest declared body read (and dropped) to answer 413 cleanly. */
+#define DRAIN_MAX (1024 * 1024)
+
 struct req {
 	unsigned char *body;
 	size_t len, cap;
 	struct timespec t0;
 	int logged;
+	int discard;                    /* declared over the limit: read, drop, answer 413 */
 	/* Handed to a worker: what it needs, filled in by the I/O thread. */
 	enum req_state state;
 	struct MHD_Connection *conn;
@@ -440,14 +444,24 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
 		pthread_mutex_unlock(&h->lock);
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
-		/* Refuse a declared oversized body before reading any of it. */
-		if (cl != NULL && strtoull(cl, NULL, 10) > h->max_body)
-			return too_big(h, c, url, method, r);
+		/* A declared oversized body is never stored. Up to DRAIN_MAX it is
+		 * read and dropped, and the 413 sent after it: answering at once
+		 * closes the connection with the body unread, and the reset that
+		 * causes can reach the client before the answer does. */
+		if (cl != NULL && strtoull(cl, NULL, 10) > h->max_body) {
+			if (strtoull(cl, NULL, 10) > DRAIN_MAX)
+				return too_big(h, c, url, method, r);
+			r->discard = 1;
+		}
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
 		if (r->logged)
 			return MHD_NO;
+		if (r->discard) {
+			*upload_size = 0;
+			return MHD_YES;
+		}
 		if (*upload_size > h->max_body - r->len) {
 			/* A chunked body grew past the limit: MHD cannot answer in the
 			 * middle of an upload, so the connection is cut. */
@@ -472,6 +486,8 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
 	}
 	if (r->logged)
 		return MHD_YES;
+	if (r->discard)
+		return too_big(h, c, url, method, r);
 	switch (r->state) {
 	case REQ_READING: return dispatch(h, c, url, method, r);
 	case REQ_QUEUED: return MHD_YES;        /* not ours to answer yet */

@@ -211,6 +211,14 @@ load server_helper
 	head -c 100000 /dev/zero | base64 > big.b64
 	run -0 post simpleenroll big.b64 -u alice:pw
 	assert_output 413
+	# Over 1 MiB declared, the answer comes before the body: a client that
+	# waits for "100 Continue" gets it without sending the body at all.
+	head -c 1600000 /dev/zero | base64 > huge.b64
+	run -0 post simpleenroll huge.b64 -u alice:pw -H 'Expect: 100-continue'
+	assert_output 413
+	grep -q '"POST /.well-known/est/simpleenroll" 413 .*body over the limit' server.log
+	run -0 curl -sS -o /dev/null -w '%{http_code}' --cacert "$CA" "$URL/cacerts"
+	assert_output 200
 }
 
 @test "csrattrs names the profile OID and P-256, parsed by openssl" {

@@ -294,10 +294,11 @@ out:
 
 struct worker {
 	struct est_signer *s;
+	gnutls_x509_crt_t ca;
 	gnutls_x509_crq_t crq;
 	const struct est_profile *prof;
 	char serials[PER_THREAD][41];
-	int failures;
+	int failures, unverified;
 };
 
 static void *
@@ -307,6 +308,7 @@ work(void *arg)
 	struct est_issue_req req = { w->crq, w->prof, DAY, 0 };
 	struct est_issued iss;
 	struct est_error e;
+	unsigned status;
 	int i;
 
 	for (i = 0; i < PER_THREAD; i++) {
@@ -314,6 +316,9 @@ work(void *arg)
 			w->failures++;
 			continue;
 		}
+		/* Concurrent signatures use different copies of the key. */
+		if (gnutls_x509_crt_verify(iss.crt, &w->ca, 1, 0, &status) < 0 || status != 0)
+			w->unverified++;
 		memcpy(w->serials[i], iss.serial_hex, 41);
 		est_issued_free(&iss);
 	}
@@ -334,15 +339,17 @@ test_threads(void)
 	pthread_t t[THREADS];
 	struct est_signer s;
 	struct est_profile prof;
-	int i, failures = 0, dups = 0, top = 0;
+	gnutls_x509_crt_t ca = NULL;
+	int i, failures = 0, unverified = 0, dups = 0, top = 0;
 
 	tu_profile("Dev-1", &prof);
-	if (tu_signer(EST_KEY_EC_P256, 3650 * DAY, &s, NULL, NULL) < 0) {
+	if (tu_signer(EST_KEY_EC_P256, 3650 * DAY, &s, NULL, &ca) < 0) {
 		tap_ok(0, "threads: setting up");
 		return;
 	}
 	for (i = 0; i < THREADS; i++) {
 		w[i].s = &s;
+		w[i].ca = ca;
 		w[i].prof = &prof;
 		tu_crq(EST_KEY_EC_P256, "Dev-1", &w[i].crq, NULL);
 		pthread_create(&t[i], NULL, work, &w[i]);
@@ -350,6 +357,7 @@ test_threads(void)
 	for (i = 0; i < THREADS; i++) {
 		pthread_join(t[i], NULL);
 		failures += w[i].failures;
+		unverified += w[i].unverified;
 		memcpy(all[i * PER_THREAD], w[i].serials, sizeof(w[i].serials));
 		gnutls_x509_crq_deinit(w[i].crq);
 	}
@@ -361,6 +369,8 @@ test_threads(void)
 	tap_ok(failures == 0 && dups == 0 && top == 0, "%d threads x %d issues on one signer: all "
 	       "succeed, %d distinct positive serials", THREADS, PER_THREAD,
 	       THREADS * PER_THREAD - dups);
+	tap_ok(unverified == 0, "every one of them verifies under the CA (%d do not)", unverified);
+	gnutls_x509_crt_deinit(ca);
 	est_signer_close(&s);
 	est_profile_free(&prof);
 }
