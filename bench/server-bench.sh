@@ -38,6 +38,7 @@ load() {        # CLIENTS REQUESTS MODE PREFIX
 		fleet-key-1 "$1" "$2" "$3" "$4"
 }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }     # utime + stime
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 
 # The reference runs before and after the load, and the ratios use their
@@ -48,7 +49,9 @@ echo "warm-up: 1000 enrollments" >&2
 load "$clients" 1000 keepalive warm >/dev/null
 rss0=$(rss)
 echo "keep-alive: $n enrollments, $clients clients" >&2
+t0=$(cpu_ticks)
 ka=$(load "$clients" "$n" keepalive ka)
+t1=$(cpu_ticks)
 rss1=$(rss)
 echo "new handshake per request: $hs enrollments, $clients clients" >&2
 hsj=$(load "$clients" "$hs" handshake hs)
@@ -75,5 +78,14 @@ printf 'ratio keep-alive / reference: %s\n' "$(echo "scale=2; $karate / $refrate
 printf 'ratio handshake / reference:  %s\n' "$(echo "scale=2; $hsrate / $refrate" | bc)"
 printf 'server RSS KiB: after warm-up %s, after %s keep-alive %s, after handshakes %s\n' \
 	"$rss0" "$n" "$rss1" "$rss2"
+# Server CPU per keep-alive enrollment against one in-process issuance,
+# and how many enrollments shared each commit (the audit lines' batch).
+hz=$(getconf CLK_TCK)
+cpu_us=$(( (t1 - t0) * 1000000 / hz / n ))
+batches=$(grep '"event":"certificate_issued","thing":"ka-' "$work/st/audit.log" |
+	sed 's/.*"batch":\([0-9]*\).*/\1/' | sort -u | wc -l)
+printf 'server CPU per keep-alive enrollment: %s us = %s x one in-process issuance (%s us)\n' \
+	"$cpu_us" "$(echo "scale=2; $cpu_us * $refrate / 1000000" | bc)" "$((1000000 / refrate))"
+printf 'keep-alive enrollments per commit batch: %s\n' "$(echo "scale=2; $n / $batches" | bc)"
 printf 'registry devices %s, audit certificate_issued %s (expected %s), audit chain valid\n' \
 	"$devices" "$issued" "$((1000 + n + hs))"
