@@ -727,6 +727,68 @@ release_connections() {
 	grep -q 'stopped' server.log
 }
 
+@test "SIGTERM during a burst: requests in flight are answered, and every 200 is in the registry" {
+	make_state
+	add_user alice pw
+	start_server
+	local i j pids=()
+	for i in $(seq 1 8); do
+		csr "k$i.key" "Burst$i" > "req$i.b64"
+	done
+	# Eight clients, each enrolling its device again and again (a request
+	# again with the same key gets the same certificate back).
+	for i in $(seq 1 8); do
+		(
+			for j in $(seq 1 20); do
+				code=$(curl -sS -o "cert$i.$j" -w '%{http_code}' --cacert "$CA" -u alice:pw \
+					-H 'Content-Type: application/pkcs10' --data-binary @"req$i.b64" \
+					"$URL/simpleenroll" 2>/dev/null) || code=none
+				echo "$code" > "code$i.$j"
+			done
+		) 3>&- &
+		pids+=($!)
+	done
+	for i in $(seq 1 200); do
+		[ "$(grep -c '" 200 ' server.log)" -ge 8 ] && break
+		sleep 0.02
+	done
+	kill -TERM "$SERVER_PID"
+	wait "${pids[@]}"
+	local rc=0
+	wait "$SERVER_PID" || rc=$?
+	SERVER_PID=
+	[ "$rc" -eq 0 ] || fail "server exited $rc on SIGTERM"
+	# Every answer was whole: a 200 carries a certificate of its device,
+	# anything else is a refused connection after the stop, never a 5xx.
+	local ok=0
+	for f in code*; do
+		case $(cat "$f") in
+		200) ok=$((ok + 1))
+		     n=${f#code}; i=${n%%.*}
+		     openssl base64 -d -in "cert$n" | openssl pkcs7 -inform DER -print_certs \
+			     -out "got$n.pem" || fail "$f: the 200 reply is not a PKCS#7"
+		     grep -q "Burst$i" <(openssl x509 -in "got$n.pem" -noout -subject) ||
+			     fail "$f: not Burst$i's certificate" ;;
+		none|000) ;;
+		*) fail "$f: HTTP $(cat "$f")" ;;
+		esac
+	done
+	[ "$ok" -ge 8 ] || fail "only $ok requests answered 200"
+	grep -q stopped server.log
+	# Each device has one certificate, and every 200 returned exactly it.
+	run -0 estctl server list st --json
+	echo "$output" > list.json
+	[ "$(jq '[.devices[] | select(.thing | startswith("Burst"))] | length' list.json)" -eq 8 ]
+	for f in got*.pem; do
+		n=${f#got}; i=${n%%.*}
+		serial=$(openssl x509 -in "$f" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+		[ "$serial" = "$(jq -r --arg t "Burst$i" \
+			'.devices[] | select(.thing == $t) | .certificate.serial' list.json)" ] ||
+			fail "$f: serial $serial is not the registry's for Burst$i"
+	done
+	run -0 estctl verify --audit st/audit.log
+}
+
 @test "a broken config is refused on start (78) and on reload keeps the old one" {
 	make_state
 	cp st/config.json good.json
