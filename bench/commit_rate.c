@@ -39,15 +39,16 @@ append_rate(const char *dir)
 		return 0;
 	memset(line, 'x', sizeof(line) - 1);
 	line[sizeof(line) - 1] = '\n';
-	t0 = now();
-	do {
+	t = t0 = now();
+	while (t - t0 < seconds) {
 		if (write(fd, line, sizeof(line)) != (ssize_t)sizeof(line) || fsync(fd) != 0)
-			break;
+			break;  /* a failing disk: the rate of what did succeed */
 		n++;
-	} while ((t = now()) - t0 < seconds);
+		t = now();
+	}
 	close(fd);
 	unlink(path);
-	return (double)n / (t - t0);
+	return n > 0 ? (double)n / (t - t0) : 0;
 }
 
 struct worker {
