@@ -158,16 +158,37 @@ est_key_parse(const gnutls_datum_t *data, const char *name, gnutls_privkey_t *ou
 	return 0;
 }
 
+/* URL as messages may show it: a pin-value attribute's value is the token's
+ * PIN, so it becomes "***" (truncated to N - 1 bytes). */
+static void
+redact(const char *url, char *buf, size_t n)
+{
+	const char *p = url, *pin;
+	size_t len = 0;
+	int w;
+
+	buf[0] = '\0';
+	while (len < n && (pin = strstr(p, "pin-value=")) != NULL) {
+		w = snprintf(buf + len, n - len, "%.*s***", (int)(pin + 10 - p), p);
+		len += w < 0 ? n : (size_t)w;
+		p = pin + 10 + strcspn(pin + 10, ";&");
+	}
+	if (len < n)
+		snprintf(buf + len, n - len, "%s", p);
+}
+
 static int
 load_url(const char *url, gnutls_privkey_t *out, struct est_error *e)
 {
 	gnutls_privkey_t key = NULL;
+	char shown[512];
 	int rc;
 
 	if ((rc = gnutls_privkey_init(&key)) < 0 ||
 	    (rc = gnutls_privkey_import_url(key, url, 0)) < 0) {
 		gnutls_privkey_deinit(key);
-		return est_fail(e, EST_ENOINPUT, "%s: %s", url, gnutls_strerror(rc));
+		redact(url, shown, sizeof(shown));
+		return est_fail(e, EST_ENOINPUT, "%s: %s", shown, gnutls_strerror(rc));
 	}
 	*out = key;
 	return 0;

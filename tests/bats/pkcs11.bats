@@ -1,0 +1,141 @@
+#!/usr/bin/env bats
+# The server's CA key on a PKCS#11 token: a private SoftHSM2 token per test,
+# its key made by p11tool and its certificate by certtool (gnutls-bin), then
+# estctl server init --ca-key pkcs11:... and enrollments signed on the token.
+
+load helper
+load server_helper
+
+PIN=4321
+TOKEN=estctl-ca
+# The key as estctl documents it: the PIN in the URI's pin-value attribute.
+KEY_URI="pkcs11:token=$TOKEN;object=ca-key;type=private"
+
+setup_file() {
+	local t
+	for t in softhsm2-util p11tool certtool; do
+		command -v "$t" >/dev/null ||
+			skip "$t is not installed (Debian packages softhsm2 and gnutls-bin)"
+	done
+}
+
+setup() {
+	cd "$BATS_TEST_TMPDIR" || return 1
+	umask 022
+	# A token of this test's own, nowhere else on the machine.
+	mkdir tokens
+	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$PWD" > softhsm2.conf
+	export SOFTHSM2_CONF=$PWD/softhsm2.conf
+	softhsm2-util --init-token --free --label "$TOKEN" --pin "$PIN" --so-pin 87654321 \
+		>/dev/null || fail "softhsm2-util --init-token failed"
+	# GnuTLS (so estctl, p11tool and certtool) finds modules through p11-kit;
+	# without SoftHSM's registration there no token can be reached.
+	p11tool --list-tokens 2>/dev/null | grep -q "token=$TOKEN\$" ||
+		skip "SoftHSM2 is not registered with p11-kit (no softhsm2.module), GnuTLS cannot load it"
+	make_token_ca
+}
+
+# An EC P-256 key generated on the token (never extractable) and a
+# self-signed CA certificate for it in ca.pem.
+make_token_ca() {
+	GNUTLS_PIN=$PIN p11tool --batch --login --generate-privkey=ecdsa --curve=secp256r1 \
+		--label ca-key --id 01 "pkcs11:token=$TOKEN" >/dev/null 2>&1 ||
+		fail "p11tool --generate-privkey failed"
+	cat > ca.tmpl <<-EOF
+	cn = "estctl HSM test CA"
+	expiration_days = 30
+	ca
+	cert_signing_key
+	crl_signing_key
+	EOF
+	GNUTLS_PIN=$PIN certtool --generate-self-signed --load-privkey "$KEY_URI" \
+		--template ca.tmpl --outfile ca.pem >/dev/null 2>&1 ||
+		fail "certtool --generate-self-signed on the token failed"
+}
+
+@test "the token's CA key cannot leave it" {
+	run -0 env GNUTLS_PIN=$PIN p11tool --login --list-privkeys "pkcs11:token=$TOKEN"
+	assert_output --partial 'CKA_NEVER_EXTRACTABLE'
+	assert_output --partial 'CKA_SENSITIVE'
+	openssl x509 -in ca.pem -noout -ext basicConstraints,keyUsage | grep -q 'CA:TRUE'
+	openssl x509 -in ca.pem -noout -ext keyUsage | grep -q 'Certificate Sign'
+}
+
+@test "server init imports a PKCS#11 CA key and writes no CA key file" {
+	run -0 --separate-stderr estctl server init st --ca-key "$KEY_URI?pin-value=$PIN" \
+		--ca-cert ca.pem --json
+	assert_equal "$stderr" ""
+	cmp ca.pem st/ca/cert.pem
+	assert_equal "$(ls st/ca)" cert.pem
+	# The only private key in the state directory is the TLS key, and it is
+	# not the CA's.
+	assert_equal "$(grep -rl 'PRIVATE KEY' st)" st/tls/key.pem
+	[ "$(openssl pkey -in st/tls/key.pem -pubout)" != "$(openssl x509 -in ca.pem -noout -pubkey)" ]
+	# The server logs in with the URI from the config.
+	assert_equal "$(jq -r .ca.key st/config.json)" "$KEY_URI?pin-value=$PIN"
+	assert_equal "$(file_mode st)" 700
+	# The TLS certificate was signed on the token.
+	openssl verify -CAfile ca.pem st/tls/cert.pem
+}
+
+@test "six devices enrolled at once all get certificates signed on the token" {
+	make_state --ca-key "$KEY_URI?pin-value=$PIN" --ca-cert ca.pem
+	add_user alice pw
+	start_server
+	local i pids=()
+	for i in 1 2 3 4 5 6; do
+		mkdir d$i
+		(cd d$i && csr dev.key Device$i > req.b64)
+	done
+	for i in 1 2 3 4 5 6; do
+		(cd d$i && post simpleenroll req.b64 -u alice:pw > code) 3>&- &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do
+		wait "$i" || fail "curl $i failed"
+	done
+	for i in 1 2 3 4 5 6; do
+		assert_equal "$(cat d$i/code)" 200
+		certs_of d$i/body > d$i/cert.pem
+		openssl verify -CAfile ca.pem d$i/cert.pem
+		openssl x509 -in d$i/cert.pem -noout -subject | grep -q "CN *= *Device$i\$"
+		cmp <(openssl x509 -in d$i/cert.pem -noout -pubkey) \
+			<(openssl pkey -in d$i/dev.key -pubout)
+	done
+	run -0 estctl server list st --json
+	assert_equal "$(jq -r '.devices[].thing' <<<"$output" | sort | tr '\n' ' ')" \
+		"Device1 Device2 Device3 Device4 Device5 Device6 "
+	assert_equal "$(jq '[.devices[] | select(.status == "active")] | length' <<<"$output")" 6
+	stop_server
+	assert_equal "$(grep -c '"event":"certificate_issued"' st/audit.log)" 6
+}
+
+@test "server init refuses a wrong PIN with 66, does not show the PIN and leaves no directory" {
+	run -66 --separate-stderr estctl server init st --ca-key "$KEY_URI?pin-value=1111" \
+		--ca-cert ca.pem
+	assert_one_line_error
+	[[ "$stderr" == "estctl server init: "*"PIN"* ]] || fail "unexpected message: $stderr"
+	[[ "$stderr" != *1111* ]] || fail "the PIN is in the message: $stderr"
+	[ ! -e st ]
+	[ -z "$(ls -d st.init-* 2>/dev/null)" ]
+}
+
+@test "server init without a PIN is refused with 66 and leaves no directory" {
+	run -66 --separate-stderr estctl server init st --ca-key "$KEY_URI" --ca-cert ca.pem
+	assert_one_line_error
+	[ ! -e st ]
+	[ -z "$(ls -d st.init-* 2>/dev/null)" ]
+}
+
+@test "server init refuses a URI naming no key with 66 and leaves no directory" {
+	run -66 --separate-stderr estctl server init st \
+		--ca-key "pkcs11:token=$TOKEN;object=no-such-key;type=private?pin-value=$PIN" \
+		--ca-cert ca.pem
+	assert_one_line_error
+	[[ "$stderr" == "estctl server init: pkcs11:token=$TOKEN;object=no-such-key;"* ]] ||
+		fail "unexpected message: $stderr"
+	[[ "$stderr" != *"$PIN"* ]] || fail "the PIN is in the message: $stderr"
+	[ ! -e st ]
+	[ -z "$(ls -d st.init-* 2>/dev/null)" ]
+}
