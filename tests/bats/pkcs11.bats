@@ -72,9 +72,11 @@ make_token_ca() {
 	# not the CA's.
 	assert_equal "$(grep -rl 'PRIVATE KEY' st)" st/tls/key.pem
 	[ "$(openssl pkey -in st/tls/key.pem -pubout)" != "$(openssl x509 -in ca.pem -noout -pubkey)" ]
-	# The server logs in with the URI from the config.
+	# The server logs in with the URI from the config, which is private
+	# since this URI holds the PIN.
 	assert_equal "$(jq -r .ca.key st/config.json)" "$KEY_URI?pin-value=$PIN"
 	assert_equal "$(file_mode st)" 700
+	assert_equal "$(file_mode st/config.json)" 600
 	# The TLS certificate was signed on the token.
 	openssl verify -CAfile ca.pem st/tls/cert.pem
 }
