@@ -383,7 +383,8 @@ init_config(const struct init_args *a, const char *tmp, struct est_error *e)
 	text = nl;
 	strcat(text, "\n");
 	snprintf(path, sizeof(path), "%s/%s", tmp, EST_SRVCONF_FILE);
-	rc = est_file_write(path, text, strlen(text), EST_WRITE_EXCL, e);
+	/* 0600: ca.key may be a pkcs11: URI with the token's PIN in it. */
+	rc = est_file_write(path, text, strlen(text), EST_WRITE_EXCL | EST_WRITE_PRIVATE, e);
 out:
 	free(text);
 	json_decref(conf);

@@ -3,12 +3,15 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gnutls/crypto.h>
+#include <gnutls/pkcs11.h>
 
 #include "file.h"
 #include "key.h"
+#include "pin.h"
 
 const char *const est_key_type_names[EST_KEY__MAX] = {
 	[EST_KEY_EC_P256] = "ec-p256",
@@ -177,21 +180,66 @@ redact(const char *url, char *buf, size_t n)
 		snprintf(buf + len, n - len, "%s", p);
 }
 
+/* Import the key at URL (no pin-source left in it) into KEY, its PIN read
+ * from PINFILE whenever the token asks; a failure of the file while loading
+ * is explained in WHY. */
+static int
+import_pin_file(gnutls_privkey_t key, const char *url, const char *pinfile,
+		struct est_error *why)
+{
+	struct est_pin_file now = { pinfile, why };
+	const struct est_pin_file *later;
+	gnutls_pkcs11_privkey_t p11 = NULL;
+	int rc;
+
+	/* The token asks for the PIN during the import, when NOW explains a
+	 * failure in WHY, and may ask again while the key lives (a key that
+	 * wants its PIN for each signature), when LATER, which outlives this
+	 * frame, is used. Hence the PKCS#11 key by hand: once
+	 * gnutls_privkey_import_url has made it, it cannot be reached. */
+	if ((later = est_pin_file_keep(pinfile)) == NULL)
+		return GNUTLS_E_MEMORY_ERROR;
+	if ((rc = gnutls_pkcs11_privkey_init(&p11)) < 0)
+		return rc;
+	gnutls_pkcs11_privkey_set_pin_function(p11, est_pin_file_cb, &now);
+	rc = gnutls_pkcs11_privkey_import_url(p11, url, 0);
+	gnutls_pkcs11_privkey_set_pin_function(p11, est_pin_file_cb, (void *)later);
+	if (rc >= 0)
+		rc = gnutls_privkey_import_pkcs11(key, p11, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE);
+	if (rc < 0)
+		gnutls_pkcs11_privkey_deinit(p11);
+	return rc;
+}
+
+/* A pin-source is taken off the URI before GnuTLS sees it: GnuTLS would hand
+ * it to p11-kit, whose file callback reads the whole file (newline included)
+ * whatever its mode, and not wipe it. */
 static int
 load_url(const char *url, gnutls_privkey_t *out, struct est_error *e)
 {
 	gnutls_privkey_t key = NULL;
-	char shown[512];
-	int rc;
+	struct est_error why = { EST_OK, "" };
+	char shown[512], *bare = NULL, *pinfile = NULL;
+	int rc, has;
 
-	if ((rc = gnutls_privkey_init(&key)) < 0 ||
-	    (rc = gnutls_privkey_import_url(key, url, 0)) < 0) {
-		gnutls_privkey_deinit(key);
-		redact(url, shown, sizeof(shown));
-		return est_fail(e, EST_ENOINPUT, "%s: %s", shown, gnutls_strerror(rc));
+	redact(url, shown, sizeof(shown));
+	if ((has = est_pin_source_split(url, &bare, &pinfile, e)) < 0) {
+		est_error_prefix(e, "%s", shown);
+		return has;
 	}
+	if ((rc = gnutls_privkey_init(&key)) >= 0)
+		rc = has ? import_pin_file(key, bare, pinfile, &why)
+			: gnutls_privkey_import_url(key, url, 0);
+	if (rc < 0) {
+		gnutls_privkey_deinit(key);
+		key = NULL;
+		rc = why.code != EST_OK ? est_fail(e, why.code, "%s", why.msg)
+			: est_fail(e, EST_ENOINPUT, "%s: %s", shown, gnutls_strerror(rc));
+	}
+	free(bare);
+	free(pinfile);
 	*out = key;
-	return 0;
+	return rc < 0 ? rc : 0;
 }
 
 int

@@ -34,7 +34,10 @@ int est_key_generate(enum est_key_type t, gnutls_x509_privkey_t *out, struct est
 int est_key_export_pem(gnutls_x509_privkey_t key, struct est_secret *pem, struct est_error *e);
 
 /* Load a private key from PATH ("-" for stdin): PEM (PKCS#8 or traditional)
- * or DER, or a "pkcs11:" URI. The file's bytes are wiped after parsing. */
+ * or DER, or a "pkcs11:" URI. The file's bytes are wiped after parsing. A
+ * URI's PIN comes from its pin-value attribute, or from the file its
+ * pin-source names (pin.h), read whenever the token asks and never from a
+ * terminal. */
 int est_key_load(const char *path, gnutls_privkey_t *out, struct est_error *e);
 
 /* Parse a private key from memory, PEM or DER; NAME is for messages. */

@@ -6,9 +6,12 @@
 load helper
 load server_helper
 
-PIN=4321
+# Distinctive, so that a search for it in outputs and files cannot match a
+# port number or a temporary name by chance.
+PIN=hsm-pin-7391
 TOKEN=estctl-ca
-# The key as estctl documents it: the PIN in the URI's pin-value attribute.
+# The key; its PIN comes from a pin-source file (as estctl documents it) or
+# from a pin-value attribute.
 KEY_URI="pkcs11:token=$TOKEN;object=ca-key;type=private"
 
 setup_file() {
@@ -72,9 +75,11 @@ make_token_ca() {
 	# not the CA's.
 	assert_equal "$(grep -rl 'PRIVATE KEY' st)" st/tls/key.pem
 	[ "$(openssl pkey -in st/tls/key.pem -pubout)" != "$(openssl x509 -in ca.pem -noout -pubkey)" ]
-	# The server logs in with the URI from the config.
+	# The server logs in with the URI from the config, which is private
+	# since this URI holds the PIN.
 	assert_equal "$(jq -r .ca.key st/config.json)" "$KEY_URI?pin-value=$PIN"
 	assert_equal "$(file_mode st)" 700
+	assert_equal "$(file_mode st/config.json)" 600
 	# The TLS certificate was signed on the token.
 	openssl verify -CAfile ca.pem st/tls/cert.pem
 }
@@ -138,4 +143,89 @@ make_token_ca() {
 	[[ "$stderr" != *"$PIN"* ]] || fail "the PIN is in the message: $stderr"
 	[ ! -e st ]
 	[ -z "$(ls -d st.init-* 2>/dev/null)" ]
+}
+
+# pin_file TEXT [MODE]: write TEXT to ./pin with MODE (default 600).
+pin_file() {
+	printf '%s' "$1" > pin
+	chmod "${2:-600}" pin
+}
+
+@test "with a pin-source file, init, serve and enroll work and the PIN is in no file or output" {
+	# The PIN is the first line; what follows is the operator's business.
+	pin_file "$PIN"$'\n''# the CA token, see the runbook'$'\n'
+	run -0 --separate-stderr estctl server init st --ca-key "$KEY_URI?pin-source=file:$PWD/pin" \
+		--ca-cert ca.pem --json
+	assert_equal "$stderr" ""
+	[[ "$output" != *"$PIN"* ]] || fail "the PIN is in the output: $output"
+	assert_equal "$(jq -r .ca.key st/config.json)" "$KEY_URI?pin-source=file:$PWD/pin"
+	assert_equal "$(file_mode st/config.json)" 600
+	! grep -rqaF -- "$PIN" st || fail "the PIN is in the state directory: $(grep -rlaF -- "$PIN" st)"
+	CA=$PWD/st/ca/cert.pem
+	add_user alice pw
+	start_server
+	! grep -qaF -- "$PIN" "/proc/$SERVER_PID/cmdline" || fail "the PIN is on the server's command line"
+	csr dev.key Device1 > req.b64
+	run -0 post simpleenroll req.b64 -u alice:pw
+	assert_output 200
+	certs_of body > cert.pem
+	openssl verify -CAfile ca.pem cert.pem
+	cmp <(openssl x509 -in cert.pem -noout -pubkey) <(openssl pkey -in dev.key -pubout)
+	stop_server
+	! grep -qaF -- "$PIN" server.log server.out st/audit.log || fail "the PIN is in the server's output"
+}
+
+@test "init refuses a PIN file readable by others with 78 and one line naming it" {
+	pin_file "$PIN"$'\n' 644
+	run -78 --separate-stderr estctl server init st --ca-key "$KEY_URI?pin-source=file:$PWD/pin" \
+		--ca-cert ca.pem
+	assert_one_line_error
+	assert_equal "$stderr" "estctl server init: $PWD/pin: mode 644: a PIN file must not be accessible to group or others (chmod 600)"
+	[ ! -e st ]
+	[ -z "$(ls -d st.init-* 2>/dev/null)" ]
+}
+
+@test "the server refuses to start with 78 once its PIN file is readable by group" {
+	pin_file "$PIN"$'\n'
+	make_state --ca-key "$KEY_URI?pin-source=$PWD/pin" --ca-cert ca.pem
+	chmod 640 pin
+	# timeout: a server that does start must fail the test, not hang it.
+	run -78 --separate-stderr timeout 20 "$ESTCTL" server --dir st --listen 127.0.0.1:0
+	assert_one_line_error
+	[[ "$stderr" == "estctl server: $PWD/pin: mode 640: "* ]] || fail "unexpected message: $stderr"
+	[[ "$stderr" != *"$PIN"* ]] || fail "the PIN is in the message: $stderr"
+}
+
+@test "init refuses a missing PIN file with 66 and one line naming it" {
+	run -66 --separate-stderr estctl server init st --ca-key "$KEY_URI?pin-source=file:$PWD/pin" \
+		--ca-cert ca.pem
+	assert_one_line_error
+	assert_equal "$stderr" "estctl server init: $PWD/pin: cannot read the PIN: No such file or directory"
+	[ ! -e st ]
+}
+
+@test "init refuses a wrong PIN from the file with 66 and does not show it" {
+	pin_file 1111$'\n'
+	run -66 --separate-stderr estctl server init st --ca-key "$KEY_URI?pin-source=file:$PWD/pin" \
+		--ca-cert ca.pem
+	assert_one_line_error
+	assert_equal "$stderr" "estctl server init: $PWD/pin: wrong PIN (the token refused it)"
+	[ ! -e st ]
+	# Refused once, not retried: the token still takes the right PIN.
+	pin_file "$PIN"
+	run -0 estctl server init st --ca-key "$KEY_URI?pin-source=file:$PWD/pin" --ca-cert ca.pem
+}
+
+@test "a pin-source that is not a file, or beside a pin-value, is refused with 65" {
+	pin_file "$PIN"
+	run -65 --separate-stderr estctl server init st --ca-key "$KEY_URI?pin-source=pin" \
+		--ca-cert ca.pem
+	assert_one_line_error
+	[[ "$stderr" == *"pin-source: expected file:/PATH or an absolute path" ]] ||
+		fail "unexpected message: $stderr"
+	run -65 --separate-stderr estctl server init st \
+		--ca-key "$KEY_URI?pin-source=$PWD/pin&pin-value=$PIN" --ca-cert ca.pem
+	assert_one_line_error
+	[[ "$stderr" != *"$PIN"* ]] || fail "the PIN is in the message: $stderr"
+	[ ! -e st ]
 }

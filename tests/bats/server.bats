@@ -4,7 +4,7 @@
 load helper
 load server_helper
 
-@test "server init makes the state directory with private keys 0600" {
+@test "server init makes the state directory with private keys and config.json 0600" {
 	run -0 --separate-stderr estctl server init st --json
 	assert_equal "$(jq -r .enrollment_key_id <<<"$output")" fleet-key-1
 	for k in ca_cert tls_cert enrollment_key registry audit_log config; do
@@ -15,6 +15,8 @@ load server_helper
 	assert_equal "$(file_mode st/tls/key.pem)" 600
 	assert_equal "$(file_mode st/keys/fleet-key-1.key)" 600
 	assert_equal "$(file_mode st/passwd)" 600
+	# ca.key may be a pkcs11: URI holding the token's PIN.
+	assert_equal "$(file_mode st/config.json)" 600
 	openssl x509 -in st/ca/cert.pem -noout -ext basicConstraints | grep -q 'CA:TRUE'
 	openssl verify -CAfile st/ca/cert.pem st/tls/cert.pem
 	openssl x509 -in st/tls/cert.pem -noout -ext subjectAltName | grep -q 'IP Address:127.0.0.1'

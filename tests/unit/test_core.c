@@ -1,4 +1,5 @@
-/* Unit tests of the shared primitives: base64, enrollment keys, paths, files, errors. */
+/* Unit tests of the shared primitives: base64, enrollment keys, paths, files,
+ * PIN files, errors. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "b64.h"
 #include "file.h"
 #include "key.h"
+#include "pin.h"
 #include "tap.h"
 
 static void
@@ -151,6 +153,120 @@ test_write(void)
 }
 
 static void
+test_pin_source(void)
+{
+	static const struct {
+		const char *url;
+		int rc;              /* 1 found, 0 none, or -EST_EDATA */
+		const char *bare;
+		const char *path;
+	} cases[] = {
+		{ "pkcs11:token=a;object=k?pin-source=file:/etc/pin", 1, "pkcs11:token=a;object=k", "/etc/pin" },
+		{ "pkcs11:token=a?pin-source=file:///etc/pin", 1, "pkcs11:token=a", "/etc/pin" },
+		{ "pkcs11:token=a?pin-source=/etc/pin", 1, "pkcs11:token=a", "/etc/pin" },
+		{ "pkcs11:token=a?pin-source=/etc/my%20pin", 1, "pkcs11:token=a", "/etc/my pin" },
+		{ "pkcs11:token=a?pin-source=/p&module-name=softhsm2", 1,
+		  "pkcs11:token=a?module-name=softhsm2", "/p" },
+		{ "pkcs11:token=a?module-name=softhsm2&pin-source=/p", 1,
+		  "pkcs11:token=a?module-name=softhsm2", "/p" },
+		{ "pkcs11:token=a;pin-source=/p;object=k", 1, "pkcs11:token=a;object=k", "/p" },
+		{ "pkcs11:token=a;pin-source=/p?module-name=m", 1, "pkcs11:token=a?module-name=m", "/p" },
+		{ "pkcs11:token=a;object=k", 0, NULL, NULL },
+		{ "pkcs11:token=a?pin-value=1234", 0, NULL, NULL },
+		{ "pkcs11:object=my-pin-source=x", 0, NULL, NULL },
+		{ "pkcs11:token=a?pin-source=pin.txt", -EST_EDATA, NULL, NULL },
+		{ "pkcs11:token=a?pin-source=file:pin.txt", -EST_EDATA, NULL, NULL },
+		{ "pkcs11:token=a?pin-source=file://host/pin", -EST_EDATA, NULL, NULL },
+		{ "pkcs11:token=a?pin-source=https://example.com/pin", -EST_EDATA, NULL, NULL },
+		{ "pkcs11:token=a?pin-source=/p%2", -EST_EDATA, NULL, NULL },
+		{ "pkcs11:token=a?pin-source=/p%00x", -EST_EDATA, NULL, NULL },
+		{ "pkcs11:token=a?pin-source=/p&pin-source=/q", -EST_EDATA, NULL, NULL },
+		{ "pkcs11:token=a?pin-value=1234&pin-source=/p", -EST_EDATA, NULL, NULL },
+	};
+	struct est_error e;
+	char *bare, *path;
+	size_t i;
+	int rc, ok;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rc = est_pin_source_split(cases[i].url, &bare, &path, &e);
+		ok = rc == cases[i].rc;
+		if (ok && rc == 1)
+			ok = strcmp(bare, cases[i].bare) == 0 && strcmp(path, cases[i].path) == 0;
+		else if (ok)
+			ok = bare == NULL && path == NULL;
+		if (ok && rc < 0)
+			ok = strstr(e.msg, "1234") == NULL;
+		tap_ok(ok, "pin-source of %s", cases[i].url);
+		free(bare);
+		free(path);
+	}
+}
+
+/* Write TEXT to PATH with MODE and read the PIN from it (at most 8 bytes). */
+static int
+pin_from(const char *path, const char *text, mode_t mode, struct est_secret *pin,
+	 struct est_error *e)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0 || chmod(path, mode) < 0)
+		return -1000;
+	return est_pin_file_read(path, 8, pin, e);
+}
+
+static void
+test_pin_file(void)
+{
+	static const struct {
+		const char *text;
+		mode_t mode;
+		int rc;
+		const char *pin;
+	} cases[] = {
+		{ "4321\n", 0600, 0, "4321" },
+		{ "4321", 0600, 0, "4321" },
+		{ "4321\r\nsecond line\n", 0400, 0, "4321" },
+		{ "12345678\n", 0600, 0, "12345678" },
+		{ "123456789\n", 0600, -EST_EDATA, NULL },
+		{ "123456789012345678901234567890", 0600, -EST_EDATA, NULL },
+		{ "\n4321\n", 0600, -EST_EDATA, NULL },
+		{ "", 0600, -EST_EDATA, NULL },
+		{ "4321\n", 0644, -EST_ECONFIG, NULL },
+		{ "4321\n", 0640, -EST_ECONFIG, NULL },
+		{ "4321\n", 0602, -EST_ECONFIG, NULL },
+	};
+	char dir[] = "/tmp/estctl-test-XXXXXX", path[64];
+	struct est_secret pin;
+	struct est_error e;
+	size_t i;
+	int rc, ok;
+
+	if (mkdtemp(dir) == NULL) {
+		tap_ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/pin", dir);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rc = pin_from(path, cases[i].text, cases[i].mode, &pin, &e);
+		ok = rc == cases[i].rc;
+		if (ok && rc == 0)
+			ok = pin.len == strlen(cases[i].pin) && memcmp(pin.data, cases[i].pin, pin.len) == 0;
+		else if (ok)
+			ok = pin.data == NULL && strstr(e.msg, path) != NULL && strstr(e.msg, "4321") == NULL &&
+			     strstr(e.msg, "1234") == NULL;
+		tap_ok(ok, "PIN file %zu (mode %03o)", i, (unsigned)cases[i].mode);
+		est_secret_free(&pin);
+		unlink(path);
+	}
+	rc = est_pin_file_read(path, 8, &pin, &e);
+	tap_ok(rc == -EST_ENOINPUT && strstr(e.msg, path) != NULL, "a missing PIN file is named");
+	rc = est_pin_file_read(dir, 8, &pin, &e);
+	tap_ok(rc == -EST_ECONFIG && strstr(e.msg, dir) != NULL, "a directory is no PIN file");
+	rmdir(dir);
+}
+
+static void
 test_exit_codes(void)
 {
 	static const int want[EST_ERR__MAX] = { 0, 1, 64, 65, 66, 69, 70, 73, 74, 75, 76, 77, 78 };
@@ -169,6 +285,8 @@ main(void)
 	test_enrkey();
 	test_stem();
 	test_write();
+	test_pin_source();
+	test_pin_file();
 	test_exit_codes();
 	return tap_done();
 }
