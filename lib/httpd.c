@@ -206,28 +206,37 @@ retrieve_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nr
 	return 0;
 }
 
+/* The client's numeric address into BUF ("" when MHD has none). */
 static void
-log_line(struct est_httpd *h, struct MHD_Connection *c, const char *method, const char *url,
-	 int status, size_t bytes, const struct req *r, const char *note)
+client_addr(struct MHD_Connection *c, char *buf, size_t n)
 {
 	const union MHD_ConnectionInfo *ci;
-	char addr[INET6_ADDRSTRLEN + 8] = "-", ts[32];
+
+	buf[0] = '\0';
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci != NULL && ci->client_addr != NULL)
+		getnameinfo(ci->client_addr, ci->client_addr->sa_family == AF_INET6
+			    ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+			    buf, (socklen_t)n, NULL, 0, NI_NUMERICHOST);
+}
+
+static void
+log_line(struct est_httpd *h, const char *method, const char *url, int status, size_t bytes,
+	 const struct req *r, const char *note)
+{
+	char ts[32];
 	struct timespec now;
 	struct tm tm;
 
 	if (h->log == NULL)
 		return;
-	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (ci != NULL && ci->client_addr != NULL)
-		getnameinfo(ci->client_addr, ci->client_addr->sa_family == AF_INET6
-			    ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
-			    addr, sizeof(addr), NULL, 0, NI_NUMERICHOST);
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	/* One fprintf per line: stdio locks the stream, so lines never interleave. */
 	fprintf(h->log, "%s.%03ldZ %s \"%s %.200s\" %d %zu %.1fms%s%.300s\n", ts,
-		now.tv_nsec / 1000000, addr, method, url, status, bytes, ms_since(&r->t0),
+		now.tv_nsec / 1000000, r->addr[0] ? r->addr : "-", method, url, status, bytes,
+		ms_since(&r->t0),
 		note != NULL && *note ? " " : "", note != NULL ? note : "");
 	fflush(h->log);
 }
@@ -281,7 +290,6 @@ static void
 prepare(struct MHD_Connection *c, const char *url, const char *method, struct req *r)
 {
 	struct est_srv_request *q = &r->q;
-	const union MHD_ConnectionInfo *ci;
 
 	memset(q, 0, sizeof(*q));
 	q->method = method;
@@ -292,11 +300,6 @@ prepare(struct MHD_Connection *c, const char *url, const char *method, struct re
 						       MHD_HTTP_HEADER_AUTHORIZATION);
 	q->body = r->body;
 	q->body_len = r->len;
-	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (ci != NULL && ci->client_addr != NULL)
-		getnameinfo(ci->client_addr, ci->client_addr->sa_family == AF_INET6
-			    ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
-			    r->addr, sizeof(r->addr), NULL, 0, NI_NUMERICHOST);
 	q->remote = r->addr;
 	tls_facts(c, q, &r->cb);
 	r->conn = c;
@@ -312,7 +315,7 @@ finish(struct est_httpd *h, struct MHD_Connection *c, const char *url, const cha
 
 	ret = queue(c, resp->status, resp->content_type, resp->extra_name, resp->extra_value,
 		    resp->body.data, resp->body.size);
-	log_line(h, c, method, url, resp->status, resp->body.size, r, resp->note);
+	log_line(h, method, url, resp->status, resp->body.size, r, resp->note);
 	r->logged = 1;
 	est_srv_response_free(resp);
 	return ret;
@@ -420,7 +423,7 @@ too_big(struct est_httpd *h, struct MHD_Connection *c, const char *url, const ch
 {
 	static const char msg[] = "request body too large\n";
 
-	log_line(h, c, method, url, 413, sizeof(msg) - 1, r, "body over the limit");
+	log_line(h, method, url, 413, sizeof(msg) - 1, r, "body over the limit");
 	r->logged = 1;
 	return queue(c, 413, "text/plain", NULL, NULL, msg, sizeof(msg) - 1);
 }
@@ -438,6 +441,7 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
 		if ((r = calloc(1, sizeof(*r))) == NULL)
 			return MHD_NO;
 		clock_gettime(CLOCK_MONOTONIC, &r->t0);
+		client_addr(c, r->addr, sizeof(r->addr));
 		*con_cls = r;
 		pthread_mutex_lock(&h->lock);
 		h->inflight++;
@@ -465,7 +469,7 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
 		if (*upload_size > h->max_body - r->len) {
 			/* A chunked body grew past the limit: MHD cannot answer in the
 			 * middle of an upload, so the connection is cut. */
-			log_line(h, c, method, url, 413, 0, r, "chunked body over the limit, cut");
+			log_line(h, method, url, 413, 0, r, "chunked body over the limit, cut");
 			r->logged = 1;
 			return MHD_NO;
 		}

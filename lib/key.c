@@ -88,17 +88,12 @@ est_key_export_pem(gnutls_x509_privkey_t key, struct est_secret *pem, struct est
 	return rc == 0 ? 0 : est_fail(e, EST_EINTERNAL, "out of memory");
 }
 
-/* True when the LEN bytes at P contain the string S. (Not memmem: lib/'s
- * "config.h" resolves to lib/config.h, so _GNU_SOURCE is not defined here.) */
+/* True when the LEN bytes at P contain the string S (memmem: the build
+ * force-includes autoconf's config.h, which defines _GNU_SOURCE). */
 static bool
 contains(const char *p, size_t len, const char *s)
 {
-	size_t n = strlen(s), i;
-
-	for (i = 0; n <= len && i <= len - n; i++)
-		if (memcmp(p + i, s, n) == 0)
-			return true;
-	return false;
+	return memmem(p, len, s, strlen(s)) != NULL;
 }
 
 /* Why DATA is not a key we can use, for the message of a failed import. */
