@@ -229,3 +229,16 @@ pin_file() {
 	[[ "$stderr" != *"$PIN"* ]] || fail "the PIN is in the message: $stderr"
 	[ ! -e st ]
 }
+
+@test "mkcsr and verify --key use a key on the token, its PIN from a pin-source file" {
+	printf '%s\n' "$PIN" > pin
+	chmod 600 pin
+	local uri="$KEY_URI?pin-source=file:$PWD/pin"
+	run -0 --separate-stderr estctl mkcsr --key "$uri" --thing HsmDevice -o req.pem
+	assert_equal "$stderr" ""
+	# openssl checks the token's signature with the CA certificate's key.
+	run -0 openssl req -in req.pem -verify -noout
+	assert_equal "$(openssl req -in req.pem -noout -pubkey)" "$(openssl x509 -in ca.pem -noout -pubkey)"
+	run -0 estctl verify ca.pem --cacert ca.pem --key "$uri"
+	[[ "$output" != *"$PIN"* ]]
+}
