@@ -83,13 +83,14 @@ printf 'server RSS KiB: after warm-up %s, after %s keep-alive %s, after handshak
 # and how many enrollments shared each commit (the audit lines' batch).
 hz=$(getconf CLK_TCK)
 cpu_us=$(( (t1 - t0) * 1000000 / hz / n ))
-batches=$(grep '"event":"certificate_issued","thing":"ka-' "$work/st/audit.log" |
-	sed 's/.*"batch":\([0-9]*\).*/\1/' | sort -u | wc -l)
+batches=$(sed -n 's/.*"event":"certificate_issued","thing":"ka-.*"batch":\([0-9]*\).*/\1/p' \
+	"$work/st/audit.log" | sort -u | wc -l)
 printf 'server CPU per keep-alive enrollment: %s us = %s x one in-process issuance (%s us)\n' \
 	"$cpu_us" "$(echo "scale=2; $cpu_us * $refrate / 1000000" | bc)" "$((1000000 / refrate))"
 hs_us=$(( (t2 - t1) * 1000000 / hz / hs ))
 printf 'server CPU per enrollment with its own handshake: %s us (%s us more than keep-alive)\n' \
 	"$hs_us" "$((hs_us - cpu_us))"
-printf 'keep-alive enrollments per commit batch: %s\n' "$(echo "scale=2; $n / $batches" | bc)"
+[ "$batches" -gt 0 ] &&
+	printf 'keep-alive enrollments per commit batch: %s\n' "$(echo "scale=2; $n / $batches" | bc)"
 printf 'registry devices %s, audit certificate_issued %s (expected %s), audit chain valid\n' \
 	"$devices" "$issued" "$((1000 + n + hs))"

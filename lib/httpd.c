@@ -48,7 +48,8 @@ struct conn {
 	struct conn *prev, *next;
 	int fd;
 	struct timespec since;          /* start, or end of the previous request */
-	int cut;
+	int cut;                        /* serves no further request */
+	int busy;                       /* a request in flight */
 };
 
 enum req_state { REQ_READING, REQ_QUEUED, REQ_DONE };
@@ -98,6 +99,7 @@ struct est_httpd {
 	struct conn *conns;
 	unsigned inflight;
 	int stopping;
+	int closing;                    /* stopping: every response closes its connection */
 	pthread_t reaper;
 	int reaper_started;
 	struct pool pool;
@@ -242,11 +244,12 @@ log_line(struct est_httpd *h, const char *method, const char *url, int status, s
 }
 
 static enum MHD_Result
-queue(struct MHD_Connection *c, int status, const char *type, const char *extra_name,
-      const char *extra_value, const void *body, size_t len)
+queue(struct est_httpd *h, struct MHD_Connection *c, int status, const char *type,
+      const char *extra_name, const char *extra_value, const void *body, size_t len)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	int closing;
 
 	resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
@@ -255,6 +258,13 @@ queue(struct MHD_Connection *c, int status, const char *type, const char *extra_
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	if (extra_name != NULL && *extra_name)
 		MHD_add_response_header(resp, extra_name, extra_value);
+	/* While stopping, a keep-alive client is told to go after this answer,
+	 * or it would keep a request in flight until the grace runs out. */
+	pthread_mutex_lock(&h->lock);
+	closing = h->closing;
+	pthread_mutex_unlock(&h->lock);
+	if (closing)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(c, (unsigned)status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -313,7 +323,7 @@ finish(struct est_httpd *h, struct MHD_Connection *c, const char *url, const cha
 	struct est_srv_response *resp = &r->resp;
 	enum MHD_Result ret;
 
-	ret = queue(c, resp->status, resp->content_type, resp->extra_name, resp->extra_value,
+	ret = queue(h, c, resp->status, resp->content_type, resp->extra_name, resp->extra_value,
 		    resp->body.data, resp->body.size);
 	log_line(h, method, url, resp->status, resp->body.size, r, resp->note);
 	r->logged = 1;
@@ -425,7 +435,37 @@ too_big(struct est_httpd *h, struct MHD_Connection *c, const char *url, const ch
 
 	log_line(h, method, url, 413, sizeof(msg) - 1, r, "body over the limit");
 	r->logged = 1;
-	return queue(c, 413, "text/plain", NULL, NULL, msg, sizeof(msg) - 1);
+	return queue(h, c, 413, "text/plain", NULL, NULL, msg, sizeof(msg) - 1);
+}
+
+static struct conn *
+conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* A request starts on C: it counts as in flight, unless its connection was
+ * cut (by the reaper, or by the stop while it had nothing in flight), which
+ * then serves nothing more: so once stopping, no request starts that the
+ * stop could leave unanswered. */
+static int
+request_begins(struct est_httpd *h, struct MHD_Connection *c)
+{
+	struct conn *k = conn_of(c);
+	int ok;
+
+	pthread_mutex_lock(&h->lock);
+	ok = k == NULL || !k->cut;
+	if (ok) {
+		h->inflight++;
+		if (k != NULL)
+			k->busy = 1;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return ok;
 }
 
 static enum MHD_Result
@@ -440,12 +480,13 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
 	if (r == NULL) {
 		if ((r = calloc(1, sizeof(*r))) == NULL)
 			return MHD_NO;
+		if (!request_begins(h, c)) {
+			free(r);
+			return MHD_NO;
+		}
 		clock_gettime(CLOCK_MONOTONIC, &r->t0);
 		client_addr(c, r->addr, sizeof(r->addr));
 		*con_cls = r;
-		pthread_mutex_lock(&h->lock);
-		h->inflight++;
-		pthread_mutex_unlock(&h->lock);
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
 		/* A declared oversized body is never stored. Up to DRAIN_MAX it is
@@ -463,8 +504,15 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
 		if (r->logged)
 			return MHD_NO;
 		if (r->discard) {
+			/* Bounded here too: with Transfer-Encoding, MHD reads past
+			 * the Content-Length this was decided on. */
+			r->len += *upload_size;
 			*upload_size = 0;
-			return MHD_YES;
+			if (r->len <= DRAIN_MAX)
+				return MHD_YES;
+			log_line(h, method, url, 413, 0, r, "body over the limit, cut");
+			r->logged = 1;
+			return MHD_NO;
 		}
 		if (*upload_size > h->max_body - r->len) {
 			/* A chunked body grew past the limit: MHD cannot answer in the
@@ -506,15 +554,17 @@ completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct est_httpd *h = cls;
 	struct req *r = *con_cls;
-	const union MHD_ConnectionInfo *ci;
 	struct conn *k;
 
 	pthread_mutex_lock(&h->lock);
 	if (r != NULL && h->inflight > 0)
 		h->inflight--;
-	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	if (ci != NULL && (k = ci->socket_context) != NULL)
+	if ((k = conn_of(c)) != NULL) {
 		clock_gettime(CLOCK_MONOTONIC, &k->since);
+		k->busy = 0;
+		if (h->closing)
+			k->cut = 1;     /* its answer said Connection: close */
+	}
 	if (h->inflight == 0)
 		pthread_cond_broadcast(&h->idle);
 	pthread_mutex_unlock(&h->lock);
@@ -801,14 +851,27 @@ est_httpd_stop(struct est_httpd *h, unsigned grace)
 {
 	MHD_socket s = MHD_INVALID_SOCKET;
 	struct creds *c;
+	struct conn *k;
 
 	if (h == NULL)
 		return;
 	if (h->daemon != NULL) {
 		s = MHD_quiesce_daemon(h->daemon);
+		/* From now on only the requests in flight are served (each answer
+		 * closing its connection), so none can start that MHD_stop_daemon
+		 * would cut off after its certificate was issued. */
+		pthread_mutex_lock(&h->lock);
+		h->closing = 1;
+		for (k = h->conns; k != NULL; k = k->next)
+			if (!k->busy)
+				k->cut = 1;
+		pthread_mutex_unlock(&h->lock);
 		drain(h, grace);
-		/* Every suspended request is answered before MHD stops. */
+		/* Past the grace, the workers finish what is queued and resume
+		 * those connections; MHD must still send those answers (and
+		 * no connection may be suspended when it stops). */
 		pool_stop(&h->pool);
+		drain(h, 2);
 		MHD_stop_daemon(h->daemon);
 		if (s != MHD_INVALID_SOCKET)
 			close(s);

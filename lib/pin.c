@@ -12,18 +12,28 @@
 
 #include "pin.h"
 
-/* The attribute NAME in the attributes from P on (RFC 7512: path attributes
- * separated by ';', then '?' and query attributes separated by '&'); NULL
- * when absent. */
+/* Where the attribute (or value) at P of URL ends. RFC 7512: path attributes
+ * end at ';' or at the '?' that starts the query; query attributes end at
+ * '&' only, since a query value may hold '/', '?' and '|' unencoded (as
+ * p11-kit reads it). */
 static const char *
-find_attr(const char *p, const char *name)
+attr_end(const char *url, const char *p)
+{
+	const char *q = strchr(url, '?');
+
+	return q != NULL && p > q ? p + strcspn(p, "&") : p + strcspn(p, ";?");
+}
+
+/* The attribute NAME of URL from the attribute at P on; NULL when absent. */
+static const char *
+find_attr(const char *url, const char *p, const char *name)
 {
 	size_t n = strlen(name);
 
 	for (;;) {
 		if (strncmp(p, name, n) == 0 && p[n] == '=')
 			return p;
-		p += strcspn(p, ";?&");
+		p = attr_end(url, p);
 		if (*p == '\0')
 			return NULL;
 		p++;
@@ -94,13 +104,14 @@ est_pin_source_split(const char *url, char **bare, char **path, struct est_error
 
 	*bare = NULL;
 	*path = NULL;
-	if (strncmp(url, "pkcs11:", 7) != 0 || (attr = find_attr(url + 7, "pin-source")) == NULL)
+	if (strncmp(url, "pkcs11:", 7) != 0 ||
+	    (attr = find_attr(url, url + 7, "pin-source")) == NULL)
 		return 0;
 	v = attr + strlen("pin-source=");
-	end = v + strcspn(v, ";?&");
-	if (find_attr(end, "pin-source") != NULL)
+	end = attr_end(url, v);
+	if (*end != '\0' && find_attr(url, end + 1, "pin-source") != NULL)
 		return est_fail(e, EST_EDATA, "pin-source given twice");
-	if (find_attr(url + 7, "pin-value") != NULL)
+	if (find_attr(url, url + 7, "pin-value") != NULL)
 		return est_fail(e, EST_EDATA, "pin-value and pin-source together: give the PIN "
 				"once, in the file");
 	if ((rc = decode(v, (size_t)(end - v), &dec, e)) < 0)

@@ -171,6 +171,9 @@ test_pin_source(void)
 		  "pkcs11:token=a?module-name=softhsm2", "/p" },
 		{ "pkcs11:token=a;pin-source=/p;object=k", 1, "pkcs11:token=a;object=k", "/p" },
 		{ "pkcs11:token=a;pin-source=/p?module-name=m", 1, "pkcs11:token=a?module-name=m", "/p" },
+		/* A query value may hold '?' and '/' unencoded (RFC 7512, p11-kit). */
+		{ "pkcs11:token=a?pin-source=file:/p/pin?x=1", 1, "pkcs11:token=a", "/p/pin?x=1" },
+		{ "pkcs11:token=a?module-name=p11?pin-source=/x", 0, NULL, NULL },
 		{ "pkcs11:token=a;object=k", 0, NULL, NULL },
 		{ "pkcs11:token=a?pin-value=1234", 0, NULL, NULL },
 		{ "pkcs11:object=my-pin-source=x", 0, NULL, NULL },
