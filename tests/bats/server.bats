@@ -219,6 +219,14 @@ load server_helper
 	run -0 post simpleenroll huge.b64 -u alice:pw -H 'Expect: 100-continue'
 	assert_output 413
 	grep -q '"POST /.well-known/est/simpleenroll" 413 .*body over the limit' server.log
+	# A small Content-Length beside Transfer-Encoding does not make the
+	# server read a large chunked body: it is cut at 1 MiB.
+	head -c 3000000 /dev/zero > chunked.bin
+	run curl -sS -o /dev/null -w '%{http_code}' --cacert "$CA" -u alice:pw \
+		-H 'Content-Type: application/pkcs10' -H 'Transfer-Encoding: chunked' \
+		-H 'Content-Length: 100000' --data-binary @chunked.bin "$URL/simpleenroll"
+	[ "$output" != 200 ]
+	grep -q '413 0 .*body over the limit, cut' server.log
 	run -0 curl -sS -o /dev/null -w '%{http_code}' --cacert "$CA" "$URL/cacerts"
 	assert_output 200
 }
