@@ -249,7 +249,6 @@ queue(struct est_httpd *h, struct MHD_Connection *c, int status, const char *typ
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
-	int closing;
 
 	resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
@@ -260,10 +259,7 @@ queue(struct est_httpd *h, struct MHD_Connection *c, int status, const char *typ
 		MHD_add_response_header(resp, extra_name, extra_value);
 	/* While stopping, a keep-alive client is told to go after this answer,
 	 * or it would keep a request in flight until the grace runs out. */
-	pthread_mutex_lock(&h->lock);
-	closing = h->closing;
-	pthread_mutex_unlock(&h->lock);
-	if (closing)
+	if (__atomic_load_n(&h->closing, __ATOMIC_ACQUIRE))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(c, (unsigned)status, resp);
 	MHD_destroy_response(resp);
@@ -475,6 +471,7 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
 	struct est_httpd *h = cls;
 	struct req *r = *con_cls;
 	const char *cl;
+	unsigned long long declared;
 	unsigned char *nb;
 
 	if (r == NULL) {
@@ -493,8 +490,9 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *meth
 		 * read and dropped, and the 413 sent after it: answering at once
 		 * closes the connection with the body unread, and the reset that
 		 * causes can reach the client before the answer does. */
-		if (cl != NULL && strtoull(cl, NULL, 10) > h->max_body) {
-			if (strtoull(cl, NULL, 10) > DRAIN_MAX)
+		declared = cl != NULL ? strtoull(cl, NULL, 10) : 0;
+		if (declared > h->max_body) {
+			if (declared > DRAIN_MAX)
 				return too_big(h, c, url, method, r);
 			r->discard = 1;
 		}
@@ -861,7 +859,7 @@ est_httpd_stop(struct est_httpd *h, unsigned grace)
 		 * closing its connection), so none can start that MHD_stop_daemon
 		 * would cut off after its certificate was issued. */
 		pthread_mutex_lock(&h->lock);
-		h->closing = 1;
+		__atomic_store_n(&h->closing, 1, __ATOMIC_RELEASE);
 		for (k = h->conns; k != NULL; k = k->next)
 			if (!k->busy)
 				k->cut = 1;
