@@ -97,10 +97,7 @@ setup_ca() {
 	setup_ca
 	openssl req -in dev.csr -outform DER -out dev.der
 	size=$(stat -c %s dev.der)
-	# Flip every bit of one signature byte (writing a fixed value would change
-	# nothing when the byte already held it).
-	byte=$(od -An -tu1 -j $((size - 4)) -N1 dev.der | tr -d ' ')
-	printf "\\$(printf %o $((byte ^ 0xff)))" | dd of=dev.der bs=1 seek=$((size - 4)) conv=notrunc status=none
+	flip_byte dev.der $((size - 4)) dev.der
 	run -65 --separate-stderr issue_tool issue ca.key ca.pem dev.der 365 cert.pem reply.p7
 	assert_output ""
 	[[ $stderr == *"signature"* ]]

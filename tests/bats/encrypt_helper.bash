@@ -25,14 +25,6 @@ ossl_seal() {
 		-secretkeyid "$(hexid "$3")" -outform DER -in "$1" -out "$4"
 }
 
-# Copy of $1 with byte $2 xor'ed with 0x01 into $3.
-flip_byte() {
-	python3 -c 'import sys
-d = bytearray(open(sys.argv[1], "rb").read())
-d[int(sys.argv[2])] ^= 1
-open(sys.argv[3], "wb").write(d)' "$1" "$2" "$3"
-}
-
 # open_refusal FILE TAG: nothing when `encrypt -d` refuses FILE cleanly (exit
 # 65, nothing on stdout, one line on stderr); otherwise " TAG" and what was wrong.
 open_refusal() {

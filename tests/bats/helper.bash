@@ -15,6 +15,16 @@ setup() {
 	umask 022
 }
 
+# flip_byte IN OFFSET OUT: a copy of IN with byte OFFSET xor'ed with 0x01 in
+# OUT (IN and OUT may be the same file). A corruption must change the byte:
+# writing a fixed value changes nothing when the byte already holds it.
+flip_byte() {
+	python3 -c 'import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+d[int(sys.argv[2])] ^= 1
+open(sys.argv[3], "wb").write(d)' "$1" "$2" "$3"
+}
+
 # Mode of a file as octal digits (600, 644).
 file_mode() { stat -c %a "$1"; }
 

@@ -152,7 +152,7 @@ load server_helper
 		-secretkey "$(cat st/keys/fleet-key-1.key)" \
 		-secretkeyid "$(printf fleet-key-1 | od -An -tx1 | tr -d ' \n')"
 	size=$(stat -c %s sealed.der)
-	printf '\x55' | dd of=sealed.der bs=1 seek=$((size - 3)) conv=notrunc 2>/dev/null
+	flip_byte sealed.der $((size - 3)) sealed.der
 	base64 sealed.der > sealed.b64
 	CT=$SEALED run -0 post simpleenroll sealed.b64
 	assert_output 401
@@ -172,7 +172,7 @@ load server_helper
 	assert_output 400
 	csr dev.key DeviceAlpha > /dev/null
 	size=$(stat -c %s req.der)
-	printf '\x01' | dd of=req.der bs=1 seek=$((size - 5)) conv=notrunc 2>/dev/null
+	flip_byte req.der $((size - 5)) req.der
 	base64 req.der > badsig.b64
 	run -0 post simpleenroll badsig.b64 -u alice:pw
 	assert_output 400
