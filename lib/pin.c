@@ -147,6 +147,11 @@ check_file(int fd, const char *path, struct est_error *e)
 	if (st.st_mode & 077)
 		return est_fail(e, EST_ECONFIG, "%s: mode %03o: a PIN file must not be accessible "
 				"to group or others (chmod 600)", path, (unsigned)(st.st_mode & 0777));
+	/* Another user's file is that user's secret, or that user's to swap. */
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		return est_fail(e, EST_ECONFIG, "%s: owned by uid %u: a PIN file must belong to "
+				"the user estctl runs as (uid %u) or to root", path,
+				(unsigned)st.st_uid, (unsigned)geteuid());
 	return 0;
 }
 

@@ -262,6 +262,22 @@ test_pin_file(void)
 		est_secret_free(&pin);
 		unlink(path);
 	}
+	/* Another user's PIN file is refused; root's is taken (root can swap any file). */
+	if (geteuid() == 0) {
+		rc = -1000;
+		if (pin_from(path, "4321\n", 0600, &pin, &e) == 0) {
+			est_secret_free(&pin);
+			if (chown(path, 65534, 65534) == 0)
+				rc = est_pin_file_read(path, 8, &pin, &e);
+		}
+		tap_ok(rc == -EST_ECONFIG && strstr(e.msg, path) != NULL &&
+		       strstr(e.msg, "uid 65534") != NULL && strstr(e.msg, "4321") == NULL,
+		       "a PIN file of another user is refused");
+		est_secret_free(&pin);
+		unlink(path);
+	} else {
+		tap_skip("a PIN file of another user is refused", "needs root to chown");
+	}
 	rc = est_pin_file_read(path, 8, &pin, &e);
 	tap_ok(rc == -EST_ENOINPUT && strstr(e.msg, path) != NULL, "a missing PIN file is named");
 	rc = est_pin_file_read(dir, 8, &pin, &e);
