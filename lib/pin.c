@@ -233,6 +233,14 @@ est_pin_file_cb(void *data, int attempt, const char *token_url, const char *toke
 		est_fail(f->e, EST_ENOINPUT, "%s: wrong PIN (the token refused it)", f->path);
 		return -1;
 	}
+	/* A wrong file in a restart loop must not lock the token: the last try is a person's. */
+	if (flags & GNUTLS_PIN_FINAL_TRY) {
+		est_fail(f->e, EST_ENOINPUT, "%s: not tried: token '%s' allows one more PIN "
+			 "attempt before it locks; log in to it once by hand with the right "
+			 "PIN (p11tool --login), which resets the count", f->path,
+			 token_label != NULL ? token_label : "?");
+		return -1;
+	}
 	if (est_pin_file_read(f->path, pin_max - 1, &s, f->e) < 0)
 		return -1;
 	memcpy(pin, s.data, s.len);

@@ -33,7 +33,8 @@ struct est_pin_file {
 
 /* A gnutls_pin_callback_t giving the PIN of the struct est_pin_file DATA.
  * Refuses a second attempt (the token refused the PIN: trying the same one
- * again only brings it closer to locking) and never prompts. */
+ * again only brings it closer to locking) and the token's final try (a wrong
+ * file in a restart loop would lock it), and never prompts. */
 int est_pin_file_cb(void *data, int attempt, const char *token_url, const char *token_label,
 		    unsigned flags, char *pin, size_t pin_max);
 

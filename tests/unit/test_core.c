@@ -278,6 +278,29 @@ test_pin_file(void)
 	} else {
 		tap_skip("a PIN file of another user is refused", "needs root to chown");
 	}
+	/* The callback GnuTLS calls: the PIN once, never a retry or the final try. */
+	if (pin_from(path, "4321\n", 0600, &pin, &e) == 0) {
+		struct est_pin_file f = { path, &e };
+		char buf[16];
+
+		est_secret_free(&pin);
+		tap_ok(est_pin_file_cb(&f, 0, "pkcs11:token=t", "t", 0, buf, sizeof(buf)) == 0 &&
+		       strcmp(buf, "4321") == 0, "the PIN callback gives the file's PIN");
+		memset(buf, 0, sizeof(buf));
+		tap_ok(est_pin_file_cb(&f, 0, "pkcs11:token=t", "t", GNUTLS_PIN_COUNT_LOW, buf,
+				       sizeof(buf)) == 0 && strcmp(buf, "4321") == 0,
+		       "the PIN callback gives it when the count is low");
+		memset(buf, 0, sizeof(buf));
+		rc = est_pin_file_cb(&f, 1, "pkcs11:token=t", "t", GNUTLS_PIN_WRONG, buf, sizeof(buf));
+		tap_ok(rc < 0 && buf[0] == '\0' && strstr(e.msg, "wrong PIN") != NULL,
+		       "the PIN callback does not retry a refused PIN");
+		rc = est_pin_file_cb(&f, 0, "pkcs11:token=t", "t", GNUTLS_PIN_FINAL_TRY, buf,
+				     sizeof(buf));
+		tap_ok(rc < 0 && buf[0] == '\0' && strstr(e.msg, path) != NULL &&
+		       strstr(e.msg, "one more PIN attempt") != NULL && strstr(e.msg, "4321") == NULL,
+		       "the PIN callback does not spend the token's final try");
+		unlink(path);
+	}
 	rc = est_pin_file_read(path, 8, &pin, &e);
 	tap_ok(rc == -EST_ENOINPUT && strstr(e.msg, path) != NULL, "a missing PIN file is named");
 	rc = est_pin_file_read(dir, 8, &pin, &e);
