@@ -66,7 +66,8 @@ setup() {
 @test "estctl keygen -o and --pub complete file names" {
 	mkdir keys && touch keys/a.pem keys/b.pem other
 	complete_words estctl keygen -o keys/
-	assert_equal "$reply" "$(printf '%s\n' keys/a.pem keys/b.pem)"
+	# compgen -f lists in directory order (newest first on tmpfs); readline sorts.
+	assert_equal "$(LC_ALL=C sort <<<"$reply")" "$(printf '%s\n' keys/a.pem keys/b.pem)"
 	complete_words estctl keygen -t ed25519 --pub o
 	assert_equal "$reply" other
 }

@@ -177,8 +177,17 @@ assert_one_issuance_each() {
 	done
 	# A request the server answered but the client died before keeping: the
 	# thing is registered with the key left in the partial directory.
-	lost=$(estctl server list "$ST" --json | jq -r '.devices[].thing | select(startswith("Kill"))' |
-		while read -r t; do [ -d "out/$t" ] || echo "$t"; done)
+	# The server may still be finishing the request of the killed client: read
+	# the registry until two reads half a second apart agree.
+	local things prev=x
+	for _ in $(seq 1 40); do
+		things=$(estctl server list "$ST" --json | jq -r '.devices[].thing | select(startswith("Kill"))')
+		[ "$things" = "$prev" ] && break
+		prev=$things
+		sleep 0.5
+	done
+	[ "$things" = "$prev" ] || fail "the registry kept changing after the kill"
+	lost=$(while read -r t; do [ -z "$t" ] || [ -d "out/$t" ] || echo "$t"; done <<<"$things")
 	[ "$(printf '%s' "$lost" | grep -c .)" -le 1 ] || fail "more than one lost device: $lost"
 	[ -z "$lost" ] || [ -f "out/.$lost.partial/key.pem" ] || fail "the key of $lost is gone"
 	run -0 --separate-stderr estctl enroll --config cfg.json --out out --jobs 4

@@ -10,8 +10,10 @@ fleet_server_start() {
 	jq '.limits.retry_after = 1 |
 	    .labels.manual = { "auth": ["sealed"], "approval": "manual" }' \
 		"$ST/config.json" > "$ST/config.json.new" && mv "$ST/config.json.new" "$ST/config.json"
+	# The log exists before the loop reads it (the child may not have opened it yet).
+	: >"$BATS_FILE_TMPDIR/server.log"
 	"$ESTCTL" server --dir "$ST" --listen 127.0.0.1:0 \
-		>"$BATS_FILE_TMPDIR/server.out" 2>"$BATS_FILE_TMPDIR/server.log" 3>&- &
+		>"$BATS_FILE_TMPDIR/server.out" 2>>"$BATS_FILE_TMPDIR/server.log" 3>&- &
 	SERVER_PID=$!
 	local i
 	for i in $(seq 1 600); do

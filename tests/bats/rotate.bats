@@ -233,7 +233,7 @@ teardown_file() {
 	make_device dev DevA -25 30
 	"$ESTCTL" rotate --watch dev >watch.out 2>watch.err 3>&- &
 	pid=$!
-	for i in $(seq 1 100); do grep -q '^renewed dev' watch.out && break; sleep 0.1; done
+	for i in $(seq 1 300); do grep -q '^renewed dev' watch.out && break; sleep 0.1; done
 	grep -q '^renewed dev: serial' watch.out || fail "$(cat watch.out watch.err)"
 	kill -TERM "$pid"
 	wait "$pid" || fail "exit $? after SIGTERM: $(cat watch.err)"
@@ -250,7 +250,7 @@ teardown_file() {
 	make_device dev DevA -25 30 "https://127.0.0.1:$(free_port)"
 	"$ESTCTL" rotate --watch dev >watch.out 2>watch.err 3>&- &
 	pid=$!
-	for i in $(seq 1 100); do grep -q 'trying again in' watch.err && break; sleep 0.1; done
+	for i in $(seq 1 300); do grep -q 'trying again in' watch.err && break; sleep 0.1; done
 	kill -0 "$pid" || fail "it stopped: $(cat watch.err)"
 	kill -TERM "$pid"
 	wait "$pid"

@@ -90,7 +90,7 @@ registry_serial() {
 	sed -i "s|https://127.0.0.1:[0-9]*|https://127.0.0.1:$PORT|" devs/DeviceAlpha/est.json
 	"$ESTCTL" rotate --watch --before 3d devs/DeviceAlpha >watch.out 2>watch.err 3>&- &
 	pid=$!
-	for i in $(seq 1 100); do grep -q '^renewed' watch.out && break; sleep 0.1; done
+	for i in $(seq 1 300); do grep -q '^renewed' watch.out && break; sleep 0.1; done
 	kill -TERM "$pid"
 	wait "$pid" || fail "exit $?: $(cat watch.err)"
 	grep -q '^renewed devs/DeviceAlpha: serial' watch.out || fail "$(cat watch.out watch.err)"

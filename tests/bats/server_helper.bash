@@ -42,6 +42,20 @@ start_server() {
 	URL=https://127.0.0.1:$PORT/.well-known/est
 }
 
+# reload_server [PATTERN]: SIGHUP, then wait (up to 30 s: the sanitizer build
+# on a loaded machine is slow) for one more log line matching PATTERN
+# ("reloaded" by default; "reload failed" for a config that must be refused).
+reload_server() {
+	local pattern=${1:-reloaded} n i
+	n=$(grep -c -- "$pattern" server.log || true)
+	kill -HUP "$SERVER_PID"
+	for i in $(seq 1 600); do
+		[ "$(grep -c -- "$pattern" server.log || true)" -gt "$n" ] && return 0
+		sleep 0.05
+	done
+	fail "no '$pattern' in the log 30 s after SIGHUP"
+}
+
 # stop_server: SIGTERM, and fail unless the server exits 0 (a graceful stop;
 # under the sanitizers or ESTCTL_SERVER_WRAPPER, also no error or leak).
 stop_server() {

@@ -145,7 +145,8 @@ print(json.dumps(v))' "$1"
 	# One second before notBefore, written in UTC and as the same instant at +02:00.
 	local before at2
 	before=$(date -u -d "$nb - 1 second" +%Y-%m-%dT%H:%M:%SZ)
-	at2=$(TZ=Etc/GMT-2 date -d "$nb - 1 second" +%Y-%m-%dT%H:%M:%S+02:00)
+	# (No TZ=: without tzdata date would silently use UTC and the test would pass wrongly.)
+	at2=$(date -u -d "$nb - 1 second + 2 hours" +%Y-%m-%dT%H:%M:%S+02:00)
 	run -1 --separate-stderr estctl verify "$F/leaf.pem" --cacert "$F/ca.pem" --at "$before"
 	assert_equal "$stderr" "estctl verify: $F/leaf.pem: not yet valid until $nb"
 	run -1 --separate-stderr estctl verify "$F/leaf.pem" --cacert "$F/ca.pem" --at "$at2"
