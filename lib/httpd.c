@@ -464,6 +464,17 @@ request_begins(struct est_httpd *h, struct MHD_Connection *c)
 	return ok;
 }
 
+/* Once stopping, a new connection is closed at once (see est_httpd_stop). */
+static enum MHD_Result
+accept_cb(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+	struct est_httpd *h = cls;
+
+	(void)addr;
+	(void)len;
+	return __atomic_load_n(&h->closing, __ATOMIC_ACQUIRE) ? MHD_NO : MHD_YES;
+}
+
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	  const char *version, const char *upload, size_t *upload_size, void **con_cls)
@@ -724,7 +735,7 @@ daemon_start(struct est_httpd *h, const struct est_srv_transport *t,
 		return rc;
 	if (v6)
 		flags |= MHD_USE_IPv6;
-	h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h,
+	h->daemon = MHD_start_daemon(flags, 0, accept_cb, h, access_cb, h,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_HTTPS_CERT_CALLBACK, retrieve_cert,
@@ -847,17 +858,19 @@ drain(struct est_httpd *h, unsigned grace)
 void
 est_httpd_stop(struct est_httpd *h, unsigned grace)
 {
-	MHD_socket s = MHD_INVALID_SOCKET;
 	struct creds *c;
 	struct conn *k;
 
 	if (h == NULL)
 		return;
 	if (h->daemon != NULL) {
-		s = MHD_quiesce_daemon(h->daemon);
 		/* From now on only the requests in flight are served (each answer
 		 * closing its connection), so none can start that MHD_stop_daemon
-		 * would cut off after its certificate was issued. */
+		 * would cut off after its certificate was issued. New connections
+		 * are turned away by accept_cb, not MHD_quiesce_daemon: with epoll
+		 * and a thread pool, libmicrohttpd 0.9.75's quiesce races its I/O
+		 * threads to take the listening socket out of their epoll sets,
+		 * and the loser aborts the process. */
 		pthread_mutex_lock(&h->lock);
 		__atomic_store_n(&h->closing, 1, __ATOMIC_RELEASE);
 		for (k = h->conns; k != NULL; k = k->next)
@@ -871,8 +884,6 @@ est_httpd_stop(struct est_httpd *h, unsigned grace)
 		pool_stop(&h->pool);
 		drain(h, 2);
 		MHD_stop_daemon(h->daemon);
-		if (s != MHD_INVALID_SOCKET)
-			close(s);
 	}
 	pthread_mutex_lock(&h->lock);
 	h->stopping = 1;

@@ -809,6 +809,39 @@ release_connections() {
 	run -0 estctl verify --audit st/audit.log
 }
 
+@test "after SIGTERM a request in flight is finished and new connections are turned away" {
+	make_state
+	add_user alice pw
+	start_server
+	csr dev.key DeviceSlow > req.b64
+	# A client whose headers are in but whose body comes 4 s later.
+	{
+		printf 'POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: localhost\r\n'
+		printf 'Authorization: Basic %s\r\n' "$(printf alice:pw | base64)"
+		printf 'Content-Type: application/pkcs10\r\nContent-Length: %s\r\n\r\n' \
+			"$(stat -c %s req.b64)"
+		sleep 4
+		cat req.b64
+	} | openssl s_client -quiet -connect "127.0.0.1:$PORT" >slow.out 2>slow.err 3>&- &
+	local slow=$! rc=0
+	sleep 2
+	kill -TERM "$SERVER_PID"
+	sleep 0.5
+	# The server still runs (it waits for the slow request), but takes no one new.
+	kill -0 "$SERVER_PID" || fail "the server did not wait for the request in flight"
+	run --separate-stderr curl -sS -o /dev/null -w '%{http_code}' --max-time 5 \
+		--cacert "$CA" "$URL/cacerts"
+	assert_output 000
+	[ "$status" -ne 0 ] || fail "curl succeeded"
+	wait "$SERVER_PID" || rc=$?
+	SERVER_PID=
+	[ "$rc" -eq 0 ] || fail "server exited $rc on SIGTERM"
+	wait "$slow" || true
+	grep -q '^HTTP/1.1 200' slow.out || fail "the request in flight got: $(head -1 slow.out)"
+	grep -qi '^connection: close' slow.out || fail "its answer did not close the connection"
+	run -0 estctl server show st DeviceSlow
+}
+
 @test "a broken config is refused on start (78) and on reload keeps the old one" {
 	make_state
 	cp st/config.json good.json
